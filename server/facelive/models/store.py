@@ -1,0 +1,80 @@
+"""The models dir: is each model present, missing or corrupt, and where are its files."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from facelive.models.manifest import MODELS, ModelFile, files_of
+
+State = Literal["present", "missing", "corrupt"]
+
+FETCH_HINT = "run `facelive models fetch` (or `make models`)"
+
+
+class ModelMissingError(RuntimeError):
+    """Weights needed for the requested work are not in the models dir."""
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class FileStatus:
+    file: ModelFile
+    path: Path
+    state: State
+
+
+def check_file(models_dir: Path, entry: ModelFile, verify: bool = True) -> FileStatus:
+    """`verify=False` trusts size alone (cheap, for start-up); `True` also hashes the file."""
+    path = models_dir / entry.relpath
+    if not path.is_file():
+        return FileStatus(entry, path, "missing")
+    if entry.size is not None and path.stat().st_size != entry.size:
+        return FileStatus(entry, path, "corrupt")
+    if verify and sha256_of(path) != entry.sha256:
+        return FileStatus(entry, path, "corrupt")
+    return FileStatus(entry, path, "present")
+
+
+def model_state(models_dir: Path, model: str, verify: bool = True) -> State:
+    """A model is present when all its files are; corrupt when any file is corrupt."""
+    states = [check_file(models_dir, f, verify).state for f in files_of(model)]
+    if "corrupt" in states:
+        return "corrupt"
+    if "missing" in states:
+        return "missing"
+    return "present"
+
+
+def status(models_dir: Path, verify: bool = True) -> dict[str, State]:
+    return {model: model_state(models_dir, model, verify) for model in MODELS}
+
+
+def require(models_dir: Path, model: str) -> list[Path]:
+    """The paths of a model's files, or ModelMissingError with one line naming the fix."""
+    statuses = [check_file(models_dir, f, verify=False) for f in files_of(model)]
+    bad = [s for s in statuses if s.state != "present"]
+    if bad:
+        what = "corrupt" if any(s.state == "corrupt" for s in bad) else "missing"
+        raise ModelMissingError(
+            f"{model} weights are {what} in {models_dir} ({bad[0].path.name}): {FETCH_HINT}"
+        )
+    return [s.path for s in statuses]
+
+
+def mtcnn_paths(models_dir: Path) -> tuple[str, list[Path]]:
+    """Which MTCNN weight set to load: the upstream det*.npy files when present, else the
+    copy of the PyPI `mtcnn` package's bundled weights. Returns (model name, paths)."""
+    for model in ("mtcnn", "mtcnn-pypi"):
+        if model_state(models_dir, model, verify=False) == "present":
+            return model, require(models_dir, model)
+    raise ModelMissingError(f"MTCNN weights are missing in {models_dir}: {FETCH_HINT}")

@@ -1,0 +1,126 @@
+"""One typed settings object, read from environment variables and command-line flags.
+
+Every other module takes a `Settings` (or the few fields it needs) as an argument; nothing else
+reads the environment, so a test can build any configuration without touching `os.environ`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+EmbedderChoice = Literal["auto", "facenet", "dlib-resnet"]
+EMBEDDER_CHOICES: tuple[str, ...] = ("auto", "facenet", "dlib-resnet")
+
+
+def _xdg_data_home(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "facelive"
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names the variable."""
+
+
+def _parse_float_triple(name: str, raw: str) -> tuple[float, float, float]:
+    parts = [p.strip() for p in raw.split(",")]
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        raise SettingsError(f"{name} must be three comma-separated numbers, got {raw!r}") from None
+    if len(values) != 3 or not all(0.0 < v < 1.0 for v in values):
+        raise SettingsError(f"{name} must be three numbers in (0, 1), got {raw!r}")
+    return values  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that can be configured.
+
+    Env var -> field: FACELIVE_DATA -> data_dir, FACELIVE_MODELS -> models_dir,
+    FACELIVE_MODELS_SOURCE -> models_source, FACELIVE_EMBEDDER -> embedder,
+    FACELIVE_MIN_FACE -> min_face_size, FACELIVE_MTCNN_THRESHOLDS -> mtcnn_thresholds,
+    FACELIVE_PYRAMID_FACTOR -> pyramid_factor, FACELIVE_MAX_IMAGE_PIXELS -> max_image_pixels,
+    FACELIVE_MAX_IMAGE_BYTES -> max_image_bytes.
+    """
+
+    data_dir: Path = field(default_factory=lambda: _xdg_data_home(os.environ))
+    models_dir: Path = field(default_factory=lambda: _xdg_data_home(os.environ) / "models")
+    # A local folder holding model files (same layout as models_dir, or the flat layout of
+    # ../shared/models); consulted before any download.
+    models_source: Path | None = None
+    embedder: EmbedderChoice = "auto"
+    # MTCNN: smallest face searched for, in pixels; the three stage thresholds; pyramid factor.
+    min_face_size: int = 40
+    mtcnn_thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    pyramid_factor: float = 0.709
+    # Decoded-image guards: refuse before decoding anything bigger (decompression bombs).
+    max_image_pixels: int = 40_000_000
+    max_image_bytes: int = 20 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.embedder not in EMBEDDER_CHOICES:
+            raise SettingsError(
+                f"FACELIVE_EMBEDDER must be one of {', '.join(EMBEDDER_CHOICES)}, "
+                f"got {self.embedder!r}"
+            )
+        if not 8 <= self.min_face_size <= 10_000:
+            raise SettingsError(f"FACELIVE_MIN_FACE must be 8..10000, got {self.min_face_size}")
+        if not 0.3 <= self.pyramid_factor <= 0.95:
+            raise SettingsError(
+                f"FACELIVE_PYRAMID_FACTOR must be in [0.3, 0.95], got {self.pyramid_factor}"
+            )
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Settings:
+        """Build settings from `env` (default `os.environ`), then apply non-None `overrides`
+        (command-line flags win over the environment)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        home = _xdg_data_home(env)
+        values["data_dir"] = Path(env.get("FACELIVE_DATA") or home)
+        values["models_dir"] = Path(env.get("FACELIVE_MODELS") or home / "models")
+        if env.get("FACELIVE_MODELS_SOURCE"):
+            values["models_source"] = Path(env["FACELIVE_MODELS_SOURCE"])
+        if env.get("FACELIVE_EMBEDDER"):
+            values["embedder"] = env["FACELIVE_EMBEDDER"].strip().lower()
+        for key, name in (
+            ("min_face_size", "FACELIVE_MIN_FACE"),
+            ("max_image_pixels", "FACELIVE_MAX_IMAGE_PIXELS"),
+            ("max_image_bytes", "FACELIVE_MAX_IMAGE_BYTES"),
+        ):
+            if env.get(name):
+                try:
+                    values[key] = int(env[name])
+                except ValueError:
+                    raise SettingsError(f"{name} must be an integer, got {env[name]!r}") from None
+        if env.get("FACELIVE_PYRAMID_FACTOR"):
+            try:
+                values["pyramid_factor"] = float(env["FACELIVE_PYRAMID_FACTOR"])
+            except ValueError:
+                raise SettingsError(
+                    f"FACELIVE_PYRAMID_FACTOR must be a number, got "
+                    f"{env['FACELIVE_PYRAMID_FACTOR']!r}"
+                ) from None
+        if env.get("FACELIVE_MTCNN_THRESHOLDS"):
+            values["mtcnn_thresholds"] = _parse_float_triple(
+                "FACELIVE_MTCNN_THRESHOLDS", env["FACELIVE_MTCNN_THRESHOLDS"]
+            )
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            if key not in {f.name for f in dataclasses.fields(cls)}:
+                raise TypeError(f"unknown setting {key!r}")
+            if key in ("data_dir", "models_dir", "models_source"):
+                value = Path(value)
+            values[key] = value
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
