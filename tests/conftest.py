@@ -8,7 +8,6 @@ them skip with the reason when they are absent.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -26,10 +25,20 @@ TEST_DATA = _dir_from_env("FACELIVE_TEST_DATA", REPO.parent / "shared" / "data")
 MODELS_SOURCE = _dir_from_env("FACELIVE_MODELS_SOURCE", REPO.parent / "shared" / "models")
 
 
+REQUIRE_DATA = os.environ.get("FACELIVE_REQUIRE_TEST_DATA") == "1"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip locally; in CI (FACELIVE_REQUIRE_TEST_DATA=1) missing data is a failure."""
+    if REQUIRE_DATA:
+        pytest.fail(f"{reason} (required in CI)")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def test_data() -> Path:
     if TEST_DATA is None:
-        pytest.skip("real test data not found: set FACELIVE_TEST_DATA to ../shared/data")
+        skip_or_fail("real test data not found: set FACELIVE_TEST_DATA to ../shared/data")
     return TEST_DATA
 
 
@@ -37,7 +46,7 @@ def test_data() -> Path:
 def lfw_dir(test_data: Path) -> Path:
     lfw = test_data / "lfw"
     if not (lfw / "pairs.txt").is_file():
-        pytest.skip(f"LFW not found under {test_data}")
+        skip_or_fail(f"LFW not found under {test_data}")
     return lfw
 
 

@@ -1,0 +1,99 @@
+"""Face crops in the form each embedder was trained on, made from MTCNN's box and 5 landmarks.
+
+- FaceNet: the detector's box widened by a margin (32 px in all), cut out and resized to
+  160x160, as facenet's own `align_dataset_mtcnn` did for its LFW evaluation.
+- dlib ResNet: a 150x150 chip made by the similarity transform (rotation, uniform scale,
+  translation) that best maps MTCNN's five points onto DLIB_TEMPLATE_150 (least squares,
+  Umeyama 1991). dlib's own chips come from its 5-point shape predictor (eye corners and the
+  base of the nose), which are different points, so the template is ours: see its comment.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+FACENET_SIZE = 160
+FACENET_MARGIN = 32
+DLIB_CHIP_SIZE = 150
+
+# Where MTCNN's five points (left eye, right eye, nose, left and right mouth corner; x, y in
+# pixels) fall, on average, on the 150x150 chip that dlib.get_face_chip(size=150,
+# padding=0.25) makes with dlib's own 5-point shape predictor, i.e. on the chips the ResNet was
+# trained on. Measured by bench/derive_dlib_template.py over LFW images where both detectors
+# found the face, then mirrored to be left-right symmetric; the LFW accuracy of this template
+# against scaled and shifted variants is in docs/alignment.md.
+DLIB_TEMPLATE_150 = np.array(
+    [
+        [51.5, 61.0],
+        [98.5, 61.0],
+        [75.0, 88.0],
+        [55.0, 110.0],
+        [95.0, 110.0],
+    ],
+    dtype=np.float32,
+)
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 2x3 matrix M of the similarity transform minimising sum |M [src;1] - dst|^2.
+
+    src, dst: (K, 2) float point sets, K >= 2. Umeyama's closed form without reflection.
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    src_mean = src.mean(axis=0)
+    dst_mean = dst.mean(axis=0)
+    src_c = src - src_mean
+    dst_c = dst - dst_mean
+    src_var = (src_c**2).sum() / len(src)
+    if src_var < 1e-12:
+        raise ValueError("degenerate landmarks (all points coincide)")
+    cov = dst_c.T @ src_c / len(src)
+    u, s, vt = np.linalg.svd(cov)
+    d = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[1] = -1.0
+    rotation = u @ np.diag(d) @ vt
+    scale = (s * d).sum() / src_var
+    translation = dst_mean - scale * rotation @ src_mean
+    return np.hstack([scale * rotation, translation[:, None]]).astype(np.float32)
+
+
+def dlib_chip(
+    image: np.ndarray,
+    landmarks: np.ndarray,
+    size: int = DLIB_CHIP_SIZE,
+    template: np.ndarray = DLIB_TEMPLATE_150,
+) -> np.ndarray:
+    """RGB uint8 (H, W, 3) image + (5, 2) MTCNN landmarks -> (size, size, 3) uint8 chip."""
+    matrix = similarity_transform(landmarks, template * (size / DLIB_CHIP_SIZE))
+    return cv2.warpAffine(
+        image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+
+
+def facenet_crop(
+    image: np.ndarray,
+    box: np.ndarray,
+    size: int = FACENET_SIZE,
+    margin: int = FACENET_MARGIN,
+) -> np.ndarray:
+    """RGB uint8 image + (4,) x1, y1, x2, y2 box -> (size, size, 3) uint8 crop.
+
+    The box is widened by margin/2 on every side and clipped to the image, as facenet did.
+    """
+    height, width = image.shape[:2]
+    x1 = int(max(np.floor(box[0] - margin / 2), 0))
+    y1 = int(max(np.floor(box[1] - margin / 2), 0))
+    x2 = int(min(np.ceil(box[2] + margin / 2), width))
+    y2 = int(min(np.ceil(box[3] + margin / 2), height))
+    if x2 <= x1 or y2 <= y1:
+        raise ValueError("face box lies outside the image")
+    return cv2.resize(image[y1:y2, x1:x2], (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def fixed_standardize(crops: np.ndarray) -> np.ndarray:
+    """uint8 crops -> float32 (x - 127.5) / 128, the 'fixed image standardisation' FaceNet's
+    20180402 model was trained with."""
+    return (crops.astype(np.float32) - 127.5) / 128.0

