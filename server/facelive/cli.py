@@ -49,12 +49,10 @@ def _emit_json(payload: dict[str, Any], target: str | None = None) -> None:
         print(text)
 
 
-def _engine(settings: Settings, embed: bool = True):  # noqa: ANN202 - lazy TF import
+def _engine(settings: Settings):  # noqa: ANN202 - lazy import keeps TF out of --help
     from facelive.recognition.pipeline import FaceEngine
 
-    engine = FaceEngine(settings)
-    log.info("embedder: %s", engine.embedder_name)
-    return engine
+    return FaceEngine(settings)
 
 
 # ---------------------------------------------------------------- models
@@ -111,6 +109,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         detector = MTCNN.from_settings(settings)
     except ModelMissingError as exc:
         raise CommandError(str(exc)) from None
+    log.info("embedder: %s", resolve_embedder_name(settings))
     results, failed = [], 0
     for path in args.images:
         try:
@@ -280,6 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # Our own start-up facts (which embedder, which weights) are always worth one line.
+    logging.getLogger("facelive").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     func: Callable[[argparse.Namespace], int] = args.func
     from facelive.models.store import ModelMissingError
 

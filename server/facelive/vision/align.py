@@ -25,11 +25,11 @@ DLIB_CHIP_SIZE = 150
 # against scaled and shifted variants is in docs/alignment.md.
 DLIB_TEMPLATE_150 = np.array(
     [
-        [51.5, 61.0],
-        [98.5, 61.0],
-        [75.0, 88.0],
-        [55.0, 110.0],
-        [95.0, 110.0],
+        [47.26, 45.33],
+        [101.74, 45.33],
+        [74.50, 77.32],
+        [50.41, 105.17],
+        [98.59, 105.17],
     ],
     dtype=np.float32,
 )

@@ -1,0 +1,860 @@
+"""The gallery: who is known, their example faces and those faces' embeddings, in one SQLite
+file (`gallery.sqlite3` in the data dir).
+
+Tables (schema version in `PRAGMA user_version`, upgraded by MIGRATIONS):
+- people(id, name, key, created): `key` is the case-folded name (see names.name_key) and is
+  unique, so "anna" and "Anna" are one person; `name` keeps the spelling first given.
+- examples(id, person, source, created, crop, box, landmarks, digest): `crop` is a JPEG of the
+  face with context around it (a "face patch", see patches.py), `box` (4 float32: x1, y1, x2,
+  y2) and `landmarks` (5x2 float32) say where the detector put the face on that patch, so
+  any embedder can re-align and re-embed it. `digest` (sha256 of the JPEG) makes imports
+  idempotent.
+- embeddings(example, embedder, dim, vector): one float32 little-endian vector per example and
+  embedder id ("dlib-resnet", "facenet"); switching embedders re-embeds the stored patches.
+
+Every change is one transaction (BEGIN IMMEDIATE ... COMMIT) in WAL mode with
+synchronous=FULL: a crash at any instant, or kill -9, leaves the last committed state, and a
+committed change survives a power cut. Deleted faces are overwritten (secure_delete) and the
+WAL is checkpointed, so "delete" removes them from the file for good. An existing file is
+never recreated or overwritten: a file that is not a FaceLive gallery, is corrupt, read-only
+or from a newer version is refused with a message that says which.
+
+Thread-safe: one connection behind a lock. Several processes may share the file (SQLite
+locking); `changed_elsewhere()` tells a long-lived reader when another one committed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import os
+import sqlite3
+import tempfile
+import threading
+import time
+import unicodedata
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facelive.recognition.names import InvalidName, name_key, validate_name
+
+FILENAME = "gallery.sqlite3"
+SOURCES = ("webcam", "upload", "import")
+# "FLVG" in the file header: tells our files from any other SQLite database.
+APPLICATION_ID = 0x464C5647
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+EXPORT_FORMAT = "facelive-gallery"
+EXPORT_VERSION = 1
+# Import guards: an archive is untrusted input.
+MAX_IMPORT_CROP_BYTES = 4 * 1024 * 1024
+MAX_IMPORT_MANIFEST_BYTES = 256 * 1024 * 1024
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _schema_v1(conn: sqlite3.Connection) -> None:
+    # AUTOINCREMENT: ids are never reused, so a person id held by a running KNN, or an example
+    # id in a cached thumbnail URL, can never come to mean someone else after a delete.
+    conn.execute(
+        """CREATE TABLE people (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL,
+            key TEXT NOT NULL UNIQUE,
+            created REAL NOT NULL)"""
+    )
+    conn.execute(
+        """CREATE TABLE examples (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            person INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+            source TEXT NOT NULL CHECK (source IN ('webcam', 'upload', 'import')),
+            created REAL NOT NULL,
+            crop BLOB NOT NULL,
+            box BLOB NOT NULL,
+            landmarks BLOB NOT NULL,
+            digest TEXT NOT NULL)"""
+    )
+    conn.execute("CREATE INDEX examples_person ON examples(person, digest)")
+    conn.execute(
+        """CREATE TABLE embeddings (
+            example INTEGER NOT NULL REFERENCES examples(id) ON DELETE CASCADE,
+            embedder TEXT NOT NULL,
+            dim INTEGER NOT NULL,
+            vector BLOB NOT NULL,
+            PRIMARY KEY (example, embedder)) WITHOUT ROWID"""
+    )
+    conn.execute("CREATE INDEX embeddings_embedder ON embeddings(embedder)")
+
+
+# Migration i brings a file from schema version i to i + 1, in one transaction together with
+# the version bump. Append only; never edit a released migration.
+MIGRATIONS: tuple[Migration, ...] = (_schema_v1,)
+
+
+class GalleryError(RuntimeError):
+    """The gallery cannot do what was asked; the message says why in one line."""
+
+
+class GalleryCorrupt(GalleryError):
+    """The file is damaged or is not a FaceLive gallery."""
+
+
+class PersonNotFound(GalleryError):
+    """No person of that name (compared ignoring case)."""
+
+
+class PersonExists(GalleryError):
+    """Another person already has that name (compared ignoring case)."""
+
+
+@dataclass(frozen=True)
+class FacePatch:
+    """One example's picture. jpeg: encoded RGB face patch; box: (4,) float32 x1, y1, x2, y2
+    and landmarks: (5, 2) float32 (x, y), both in patch pixels (MTCNN's five points)."""
+
+    jpeg: bytes
+    box: np.ndarray
+    landmarks: np.ndarray
+
+
+@dataclass(frozen=True)
+class PersonInfo:
+    """id: stable person id (the KNN label); created: unix seconds; thumbnail: the id of the
+    person's first example (its crop is the thumbnail), None when they have none."""
+
+    id: int
+    name: str
+    examples: int
+    created: float
+    thumbnail: int | None
+
+
+@dataclass(frozen=True)
+class StoredExample:
+    id: int
+    person: int
+    source: str
+    created: float
+    patch: FacePatch
+
+
+@dataclass(frozen=True)
+class GalleryVectors:
+    """All vectors of one embedder, ordered by example id. labels: (N,) int64 person ids;
+    matrix: (N, D) float32; example_ids: (N,) int64; names: person id -> name for every
+    person (also those without vectors)."""
+
+    labels: np.ndarray
+    matrix: np.ndarray
+    example_ids: np.ndarray
+    names: dict[int, str]
+
+
+@dataclass(frozen=True)
+class Added:
+    person: int
+    name: str
+    example_ids: list[int]
+    new_person: bool
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    people_added: int
+    people_merged: int
+    examples_added: int
+    examples_skipped: int
+
+
+def _f32_blob(values: np.ndarray) -> bytes:
+    return np.ascontiguousarray(values, dtype="<f4").tobytes()
+
+
+def _from_blob(blob: bytes, shape: tuple[int, ...]) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<f4").astype(np.float32).reshape(shape)
+
+
+def _lookup_key(raw: str) -> str:
+    """The key of a name given to find someone: normalised like validate_name, unvalidated (a
+    name that could never be stored just finds nobody)."""
+    if not isinstance(raw, str):
+        raise PersonNotFound(f"no person named {raw!r}")
+    return name_key(" ".join(unicodedata.normalize("NFC", raw).split()))
+
+
+def _check_vectors(vectors: Any, count: int) -> np.ndarray:
+    matrix = np.asarray(vectors, dtype=np.float32)
+    if matrix.ndim != 2 or matrix.shape[0] != count or matrix.shape[1] == 0:
+        raise GalleryError(f"expected ({count}, D) vectors, got shape {matrix.shape}")
+    if not np.all(np.isfinite(matrix)):
+        raise GalleryError("vectors contain NaN or infinity")
+    return matrix
+
+
+def _check_patch(patch: FacePatch) -> tuple[bytes, bytes, bytes]:
+    box = np.asarray(patch.box, np.float32)
+    landmarks = np.asarray(patch.landmarks, np.float32)
+    if box.shape != (4,) or landmarks.shape != (5, 2):
+        raise GalleryError(
+            f"a face patch needs a (4,) box and (5, 2) landmarks, got {box.shape} and "
+            f"{landmarks.shape}"
+        )
+    if not patch.jpeg.startswith(b"\xff\xd8"):
+        raise GalleryError("a face patch must be JPEG bytes")
+    return bytes(patch.jpeg), _f32_blob(box), _f32_blob(landmarks)
+
+
+class Gallery:
+    """The gallery file. Open with `Gallery(path)` or `Gallery.in_dir(data_dir)`; use as a
+    context manager or call close()."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        read_only: bool = False,
+        create: bool = True,
+        migrations: Sequence[Migration] = MIGRATIONS,
+    ) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        self._migrations = tuple(migrations)
+        self._lock = threading.RLock()
+        self._conn = self._connect(create)
+        try:
+            self._prepare()
+        except BaseException:
+            self._conn.close()
+            raise
+        self._data_version = self._pragma("data_version")
+
+    @classmethod
+    def in_dir(cls, data_dir: str | Path, **kwargs: Any) -> Gallery:
+        """The gallery of a data dir (created with the dir unless read_only/create=False)."""
+        data_dir = Path(data_dir)
+        if not kwargs.get("read_only") and kwargs.get("create", True):
+            try:
+                data_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise GalleryError(f"cannot create data dir {data_dir}: {exc.strerror}") from None
+        return cls(data_dir / FILENAME, **kwargs)
+
+    # ------------------------------------------------------------ opening
+    def _connect(self, create: bool) -> sqlite3.Connection:
+        path = self.path
+        if path.exists():
+            if not path.is_file():
+                raise GalleryError(f"{path}: not a file")
+            try:
+                with open(path, "rb") as handle:
+                    header = handle.read(len(SQLITE_MAGIC))
+            except OSError as exc:
+                raise GalleryError(f"{path}: cannot read ({exc.strerror})") from None
+            # An empty file is an empty database (e.g. a crash right after creating it).
+            if header and header != SQLITE_MAGIC:
+                raise GalleryCorrupt(
+                    f"{path} is not a FaceLive gallery (not a SQLite database); move it away "
+                    "to start a new gallery"
+                )
+            if not self.read_only and not (
+                os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+            ):
+                raise GalleryError(
+                    f"{path} is read-only (the file and its folder must be writable); fix the "
+                    "permissions or open it read-only"
+                )
+        elif self.read_only or not create:
+            raise GalleryError(f"no gallery at {path}")
+        mode = "ro" if self.read_only else "rwc"
+        uri = f"{path.resolve().as_uri()}?mode={mode}"
+        try:
+            conn = sqlite3.connect(
+                uri, uri=True, isolation_level=None, check_same_thread=False, timeout=10.0
+            )
+        except sqlite3.Error as exc:
+            raise GalleryError(f"cannot open {path}: {exc}") from None
+        return conn
+
+    def _prepare(self) -> None:
+        conn = self._conn
+        try:
+            conn.execute("PRAGMA foreign_keys = ON")
+            # Freed pages are zeroed, so deleted faces do not linger in the file.
+            conn.execute("PRAGMA secure_delete = ON")
+            if not self.read_only:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode.lower() != "wal":
+                    raise GalleryError(f"{self.path}: cannot switch to WAL mode (got {mode})")
+                # FULL: a commit is on disk when COMMIT returns (WAL's default NORMAL may lose
+                # the last commits on power loss; our writes are rare, the fsync is cheap).
+                conn.execute("PRAGMA synchronous = FULL")
+            version = self._pragma("user_version")
+            app_id = self._pragma("application_id")
+            tables = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND name NOT LIKE 'sqlite_%'"
+                )
+            ]
+        except sqlite3.DatabaseError as exc:
+            raise self._translate(exc) from None
+        latest = len(self._migrations)
+        if version == 0 and tables:
+            raise GalleryCorrupt(
+                f"{self.path} is a SQLite database but not a FaceLive gallery (it has tables "
+                f"{', '.join(sorted(tables)[:5])}); move it away to start a new gallery"
+            )
+        if version > 0 and app_id != APPLICATION_ID:
+            raise GalleryCorrupt(f"{self.path} is a SQLite database but not a FaceLive gallery")
+        if version > latest:
+            raise GalleryError(
+                f"{self.path} has gallery schema {version}, made by a newer FaceLive; this one "
+                f"reads up to schema {latest}"
+            )
+        if version < latest:
+            if self.read_only:
+                raise GalleryError(
+                    f"{self.path} has gallery schema {version} and needs an upgrade to "
+                    f"{latest}; open it writable once"
+                )
+            self._migrate(version)
+
+    def _migrate(self, version: int) -> None:
+        for target in range(version + 1, len(self._migrations) + 1):
+            with self._write() as conn:
+                self._migrations[target - 1](conn)
+                # Both live in the file header, which is written in the same transaction.
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version = {target}")
+
+    def _pragma(self, name: str) -> int:
+        return int(self._conn.execute(f"PRAGMA {name}").fetchone()[0])
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return self._pragma("user_version")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Gallery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ transactions
+    def _translate(self, exc: sqlite3.Error) -> GalleryError:
+        text = str(exc)
+        if "malformed" in text or "not a database" in text or "corrupt" in text:
+            return GalleryCorrupt(f"{self.path} is corrupt ({text}); restore it from a backup")
+        if "readonly" in text or "read-only" in text:
+            return GalleryError(f"{self.path} is read-only ({text})")
+        if "locked" in text or "busy" in text:
+            return GalleryError(f"{self.path} is busy (another process holds it): {text}")
+        return GalleryError(f"{self.path}: {text}")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all of the block's changes, or none of them."""
+        if self.read_only:
+            raise GalleryError(f"{self.path} is open read-only")
+        with self._lock:
+            conn = self._conn
+            try:
+                # IMMEDIATE takes the write lock up front, so two writers queue instead of one
+                # failing half-way.
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from None
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+                    raise self._translate(exc) from None
+                raise
+            # Our own commit is not news to changed_elsewhere().
+            self._data_version = self._pragma("data_version")
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query in the block sees one snapshot."""
+        with self._lock:
+            conn = self._conn
+            try:
+                conn.execute("BEGIN")
+                try:
+                    yield conn
+                finally:
+                    if conn.in_transaction:
+                        conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from None
+
+    def _purge(self) -> None:
+        """After a delete: copy the WAL (which may still hold the deleted faces' pages) into
+        the file and truncate it. Best effort: a concurrent reader can postpone it."""
+        with self._lock:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
+
+    def changed_elsewhere(self) -> bool:
+        """True once after another connection (process) committed a change to the file."""
+        with self._lock:
+            version = self._pragma("data_version")
+            changed = version != self._data_version
+            self._data_version = version
+            return changed
+
+    def integrity_check(self) -> str:
+        """SQLite's full integrity check: "ok" or the problems found."""
+        with self._lock:
+            rows = self._conn.execute("PRAGMA integrity_check").fetchall()
+        return "\n".join(str(row[0]) for row in rows)
+
+    # ------------------------------------------------------------ people
+    @staticmethod
+    def _find(conn: sqlite3.Connection, key: str) -> tuple[int, str] | None:
+        row = conn.execute("SELECT id, name FROM people WHERE key = ?", (key,)).fetchone()
+        return (int(row[0]), str(row[1])) if row else None
+
+    def _require(self, conn: sqlite3.Connection, raw: str) -> tuple[int, str]:
+        found = self._find(conn, _lookup_key(raw))
+        if found is None:
+            raise PersonNotFound(f"no person named {raw!r}")
+        return found
+
+    @staticmethod
+    def _insert_person(conn: sqlite3.Connection, name: str, created: float) -> int:
+        cursor = conn.execute(
+            "INSERT INTO people (name, key, created) VALUES (?, ?, ?)",
+            (name, name_key(name), created),
+        )
+        return int(cursor.lastrowid)
+
+    def add_person(self, name: str) -> int:
+        """The id of the person called `name` (ignoring case), created if new."""
+        name = validate_name(name)
+        with self._write() as conn:
+            found = self._find(conn, name_key(name))
+            return found[0] if found else self._insert_person(conn, name, time.time())
+
+    def person(self, name: str) -> PersonInfo:
+        """One person by name (ignoring case); PersonNotFound if absent."""
+        key = _lookup_key(name)
+        for info in self.people():
+            if name_key(info.name) == key:
+                return info
+        raise PersonNotFound(f"no person named {name!r}")
+
+    def people(self) -> list[PersonInfo]:
+        """Everyone, sorted by name (ignoring case)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                """SELECT p.id, p.name, p.created, COUNT(e.id), MIN(e.id)
+                   FROM people p LEFT JOIN examples e ON e.person = p.id
+                   GROUP BY p.id ORDER BY p.key, p.id"""
+            ).fetchall()
+        return [
+            PersonInfo(int(pid), str(name), int(n), float(created), None if t is None else int(t))
+            for pid, name, created, n, t in rows
+        ]
+
+    def names(self) -> dict[int, str]:
+        """person id -> name."""
+        with self._read() as conn:
+            return {int(i): str(n) for i, n in conn.execute("SELECT id, name FROM people")}
+
+    def rename(self, old: str, new: str) -> str:
+        """Rename a person; returns the stored new name. Refused (nothing changes) when `old`
+        is nobody or `new` is someone else's name in any case; a change of case only is fine.
+        """
+        new = validate_name(new)
+        with self._write() as conn:
+            person, _ = self._require(conn, old)
+            other = self._find(conn, name_key(new))
+            if other is not None and other[0] != person:
+                raise PersonExists(f"there is already a person named {other[1]!r}")
+            conn.execute(
+                "UPDATE people SET name = ?, key = ? WHERE id = ?", (new, name_key(new), person)
+            )
+        return new
+
+    def delete(self, name: str) -> int:
+        """Delete a person with all their examples and embeddings; returns how many examples
+        went. PersonNotFound (nothing changes) when there is no such person."""
+        with self._write() as conn:
+            person, _ = self._require(conn, name)
+            count = conn.execute(
+                "SELECT COUNT(*) FROM examples WHERE person = ?", (person,)
+            ).fetchone()[0]
+            conn.execute("DELETE FROM people WHERE id = ?", (person,))
+        self._purge()
+        return int(count)
+
+    def clear(self) -> int:
+        """Delete everyone; returns how many people went."""
+        with self._write() as conn:
+            count = conn.execute("SELECT COUNT(*) FROM people").fetchone()[0]
+            conn.execute("DELETE FROM embeddings")
+            conn.execute("DELETE FROM examples")
+            conn.execute("DELETE FROM people")
+        self._purge()
+        return int(count)
+
+    # ------------------------------------------------------------ examples
+    @staticmethod
+    def _embedder_dim(conn: sqlite3.Connection, embedder: str) -> int | None:
+        row = conn.execute(
+            "SELECT dim FROM embeddings WHERE embedder = ? LIMIT 1", (embedder,)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def _check_dim(self, conn: sqlite3.Connection, embedder: str, dim: int) -> None:
+        stored = self._embedder_dim(conn, embedder)
+        if stored is not None and stored != dim:
+            raise GalleryError(
+                f"{embedder} vectors in this gallery are {stored}-D, these are {dim}-D"
+            )
+
+    @staticmethod
+    def _insert_example(
+        conn: sqlite3.Connection, person: int, source: str, created: float, patch: FacePatch
+    ) -> int:
+        jpeg, box, landmarks = _check_patch(patch)
+        cursor = conn.execute(
+            """INSERT INTO examples (person, source, created, crop, box, landmarks, digest)
+               VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            (person, source, created, jpeg, box, landmarks, hashlib.sha256(jpeg).hexdigest()),
+        )
+        return int(cursor.lastrowid)
+
+    def add_examples(
+        self,
+        name: str,
+        patches: Sequence[FacePatch],
+        vectors: np.ndarray | None,
+        embedder: str,
+        source: str,
+    ) -> Added:
+        """Store examples of a person, and their (N, D) vectors for `embedder`, creating the
+        person if new (ignoring case), all in one transaction."""
+        name = validate_name(name)
+        if source not in SOURCES:
+            raise GalleryError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+        if not patches:
+            raise GalleryError("no examples to add")
+        matrix = None if vectors is None else _check_vectors(vectors, len(patches))
+        for patch in patches:
+            _check_patch(patch)
+        now = time.time()
+        with self._write() as conn:
+            if matrix is not None:
+                self._check_dim(conn, embedder, matrix.shape[1])
+            found = self._find(conn, name_key(name))
+            person = found[0] if found else self._insert_person(conn, name, now)
+            ids = [self._insert_example(conn, person, source, now, p) for p in patches]
+            if matrix is not None:
+                conn.executemany(
+                    "INSERT INTO embeddings (example, embedder, dim, vector) VALUES (?, ?, ?, ?)",
+                    [(i, embedder, matrix.shape[1], _f32_blob(v)) for i, v in zip(ids, matrix)],
+                )
+        return Added(person, found[1] if found else name, ids, found is None)
+
+    def remove_examples(self, example_ids: Iterable[int]) -> int:
+        """Delete single examples (a bad photo); the person stays, even with none left."""
+        ids = [int(i) for i in example_ids]
+        with self._write() as conn:
+            removed = sum(
+                conn.execute("DELETE FROM examples WHERE id = ?", (i,)).rowcount for i in ids
+            )
+        self._purge()
+        return removed
+
+    def crop(self, example_id: int) -> bytes:
+        """The JPEG face patch of one example (for thumbnails)."""
+        with self._read() as conn:
+            row = conn.execute("SELECT crop FROM examples WHERE id = ?", (int(example_id),))
+            found = row.fetchone()
+        if found is None:
+            raise GalleryError(f"no example {example_id}")
+        return bytes(found[0])
+
+    def examples(
+        self, missing_for: str | None = None, batch: int = 64
+    ) -> Iterator[StoredExample]:
+        """Stored examples in id order, `batch` rows per query (bounded memory); with
+        `missing_for`, only those without a vector of that embedder (to re-embed)."""
+        with self._read() as conn:
+            if missing_for is None:
+                rows = conn.execute("SELECT id FROM examples ORDER BY id")
+            else:
+                rows = conn.execute(
+                    """SELECT id FROM examples e WHERE NOT EXISTS (SELECT 1 FROM embeddings
+                       WHERE example = e.id AND embedder = ?) ORDER BY id""",
+                    (missing_for,),
+                )
+            ids = [int(r[0]) for r in rows]
+        for start in range(0, len(ids), batch):
+            chunk = ids[start : start + batch]
+            marks = ",".join("?" * len(chunk))
+            with self._read() as conn:
+                rows = conn.execute(
+                    "SELECT id, person, source, created, crop, box, landmarks FROM examples "
+                    f"WHERE id IN ({marks}) ORDER BY id",
+                    chunk,
+                ).fetchall()
+            for eid, person, source, created, crop, box, landmarks in rows:
+                patch = FacePatch(bytes(crop), _from_blob(box, (4,)), _from_blob(landmarks, (5, 2)))
+                yield StoredExample(int(eid), int(person), str(source), float(created), patch)
+
+    def count_missing(self, embedder: str) -> int:
+        """How many examples have no vector of `embedder`."""
+        with self._read() as conn:
+            row = conn.execute(
+                """SELECT COUNT(*) FROM examples e WHERE NOT EXISTS (SELECT 1 FROM embeddings
+                   WHERE example = e.id AND embedder = ?)""",
+                (embedder,),
+            ).fetchone()
+        return int(row[0])
+
+    # ------------------------------------------------------------ embeddings
+    def vectors(self, embedder: str) -> GalleryVectors:
+        """Every stored vector of `embedder` with its person and example (one snapshot)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                """SELECT x.example, e.person, x.dim, x.vector FROM embeddings x
+                   JOIN examples e ON e.id = x.example WHERE x.embedder = ? ORDER BY x.example""",
+                (embedder,),
+            ).fetchall()
+            names = {int(i): str(n) for i, n in conn.execute("SELECT id, name FROM people")}
+        dim = int(rows[0][2]) if rows else 0
+        matrix = (
+            np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4")
+            .astype(np.float32)
+            .reshape(len(rows), dim)
+        )
+        labels = np.array([r[1] for r in rows], dtype=np.int64)
+        example_ids = np.array([r[0] for r in rows], dtype=np.int64)
+        return GalleryVectors(labels, matrix, example_ids, names)
+
+    def set_embeddings(self, embedder: str, vectors: Mapping[int, np.ndarray]) -> int:
+        """Store (or replace) `embedder`'s vector of each example id, in one transaction.
+        Ids of examples deleted meanwhile are skipped; returns how many were written."""
+        if not vectors:
+            return 0
+        ids = [int(i) for i in vectors]
+        matrix = _check_vectors([vectors[i] for i in vectors], len(ids))
+        dim = matrix.shape[1]
+        written = 0
+        with self._write() as conn:
+            # Replacing all of an embedder's vectors may change their size (a new model).
+            total = conn.execute(
+                "SELECT COUNT(*) FROM embeddings WHERE embedder = ?", (embedder,)
+            ).fetchone()[0]
+            marks = ",".join("?" * len(ids))
+            replaced = conn.execute(
+                f"SELECT COUNT(*) FROM embeddings WHERE embedder = ? AND example IN ({marks})",
+                (embedder, *ids),
+            ).fetchone()[0]
+            if replaced < total:
+                self._check_dim(conn, embedder, dim)
+            for example, vector in zip(ids, matrix):
+                cursor = conn.execute(
+                    """INSERT OR REPLACE INTO embeddings (example, embedder, dim, vector)
+                       SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM examples WHERE id = ?)""",
+                    (example, embedder, dim, _f32_blob(vector), example),
+                )
+                written += cursor.rowcount
+        return written
+
+    def embedders(self) -> dict[str, int]:
+        """embedder id -> how many vectors are stored for it."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT embedder, COUNT(*) FROM embeddings GROUP BY embedder")
+            return {str(name): int(n) for name, n in rows}
+
+    # ------------------------------------------------------------ export / import
+    def export(self, path: str | Path) -> int:
+        """Write everything (people, face patches, all embedders' vectors) to a portable zip
+        (see EXPORT_FORMAT); returns the number of examples. Written to a temporary file and
+        renamed, so `path` is never left half-written."""
+        path = Path(path)
+        people: dict[int, dict[str, Any]] = {}
+        with self._read() as conn:
+            for pid, name, created in conn.execute("SELECT id, name, created FROM people"):
+                people[int(pid)] = {"name": name, "created": created, "examples": []}
+            vectors: dict[int, dict[str, str]] = {}
+            for example, embedder, blob in conn.execute(
+                "SELECT example, embedder, vector FROM embeddings"
+            ):
+                vectors.setdefault(int(example), {})[embedder] = base64.b64encode(blob).decode()
+            handle = tempfile.NamedTemporaryFile(
+                dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+            )
+            try:
+                count = 0
+                with handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED) as archive:
+                    for eid, pid, source, created, crop, box, landmarks in conn.execute(
+                        "SELECT id, person, source, created, crop, box, landmarks FROM examples "
+                        "ORDER BY id"
+                    ):
+                        member = f"crops/{int(eid)}.jpg"
+                        archive.writestr(member, bytes(crop))
+                        people[int(pid)]["examples"].append(
+                            {
+                                "crop": member,
+                                "source": source,
+                                "created": created,
+                                "box": _from_blob(box, (4,)).tolist(),
+                                "landmarks": _from_blob(landmarks, (5, 2)).tolist(),
+                                "embeddings": vectors.get(int(eid), {}),
+                            }
+                        )
+                        count += 1
+                    manifest = {
+                        "format": EXPORT_FORMAT,
+                        "version": EXPORT_VERSION,
+                        "exported": time.time(),
+                        "vector_encoding": "base64 float32 little-endian",
+                        "people": list(people.values()),
+                    }
+                    archive.writestr(
+                        "manifest.json",
+                        json.dumps(manifest, ensure_ascii=False),
+                        compress_type=zipfile.ZIP_DEFLATED,
+                    )
+                    archive.fp.flush()  # type: ignore[union-attr]
+                    os.fsync(handle.fileno())
+                os.replace(handle.name, path)
+            except BaseException:
+                Path(handle.name).unlink(missing_ok=True)
+                raise
+        return count
+
+    def import_(self, path: str | Path) -> ImportReport:
+        """Merge an export into this gallery in one transaction: people are matched by name
+        (ignoring case), examples already present (same JPEG) are skipped, so importing twice
+        adds nothing. The archive is checked in full before anything is written."""
+        people = _read_export(Path(path))
+        added = merged = new_examples = skipped = 0
+        with self._write() as conn:
+            for person in people:
+                found = self._find(conn, name_key(person["name"]))
+                if found is None:
+                    pid = self._insert_person(conn, person["name"], person["created"])
+                    added += 1
+                else:
+                    pid = found[0]
+                    merged += 1
+                for example in person["examples"]:
+                    patch: FacePatch = example["patch"]
+                    digest = hashlib.sha256(patch.jpeg).hexdigest()
+                    if conn.execute(
+                        "SELECT 1 FROM examples WHERE person = ? AND digest = ?", (pid, digest)
+                    ).fetchone():
+                        skipped += 1
+                        continue
+                    eid = self._insert_example(
+                        conn, pid, example["source"], example["created"], patch
+                    )
+                    for embedder, vector in example["embeddings"].items():
+                        self._check_dim(conn, embedder, len(vector))
+                        conn.execute(
+                            "INSERT INTO embeddings (example, embedder, dim, vector) "
+                            "VALUES (?, ?, ?, ?)",
+                            (eid, embedder, len(vector), _f32_blob(vector)),
+                        )
+                    new_examples += 1
+        return ImportReport(added, merged, new_examples, skipped)
+
+
+def _read_export(path: Path) -> list[dict[str, Any]]:
+    """Parse and check a whole export archive; GalleryError naming the first problem."""
+
+    def bad(why: str) -> GalleryError:
+        return GalleryError(f"{path}: not a usable FaceLive gallery export ({why})")
+
+    try:
+        archive = zipfile.ZipFile(path)
+    except FileNotFoundError:
+        raise GalleryError(f"{path}: no such file") from None
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise bad(str(exc)) from None
+    with archive:
+        try:
+            info = archive.getinfo("manifest.json")
+        except KeyError:
+            raise bad("no manifest.json") from None
+        if info.file_size > MAX_IMPORT_MANIFEST_BYTES:
+            raise bad("manifest.json too large")
+        try:
+            manifest = json.loads(archive.read(info))
+        except (ValueError, zipfile.BadZipFile) as exc:
+            raise bad(f"manifest.json: {exc}") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != EXPORT_FORMAT:
+            raise bad("wrong format field")
+        version = manifest.get("version")
+        if not isinstance(version, int) or version < 1:
+            raise bad(f"bad version {version!r}")
+        if version > EXPORT_VERSION:
+            raise GalleryError(
+                f"{path} is export version {version}, made by a newer FaceLive; this one reads "
+                f"up to {EXPORT_VERSION}"
+            )
+        out = []
+        try:
+            for person in manifest["people"]:
+                name = validate_name(person["name"])
+                created = float(person.get("created", time.time()))
+                examples = []
+                for example in person["examples"]:
+                    member = archive.getinfo(example["crop"])
+                    if member.file_size > MAX_IMPORT_CROP_BYTES:
+                        raise bad(f"{example['crop']} too large")
+                    patch = FacePatch(
+                        archive.read(member),
+                        np.asarray(example["box"], np.float32),
+                        np.asarray(example["landmarks"], np.float32),
+                    )
+                    _check_patch(patch)
+                    source = example["source"]
+                    if source not in SOURCES:
+                        raise bad(f"unknown source {source!r}")
+                    embeddings = {}
+                    for embedder, text in example.get("embeddings", {}).items():
+                        vector = np.frombuffer(base64.b64decode(text, validate=True), "<f4")
+                        if vector.size == 0 or not np.all(np.isfinite(vector)):
+                            raise bad(f"bad {embedder} vector")
+                        embeddings[str(embedder)] = vector.astype(np.float32)
+                    when = float(example.get("created", created))
+                    if not math.isfinite(when):
+                        raise bad("bad timestamp")
+                    examples.append(
+                        {"patch": patch, "source": source, "created": when,
+                         "embeddings": embeddings}
+                    )
+                out.append({"name": name, "created": created, "examples": examples})
+        except InvalidName as exc:
+            raise bad(f"bad name: {exc}") from None
+        except GalleryError:
+            raise
+        except (KeyError, TypeError, ValueError, zipfile.BadZipFile) as exc:
+            raise bad(f"{type(exc).__name__}: {exc}") from None
+    return out
