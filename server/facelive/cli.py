@@ -268,6 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     lfw.add_argument("--per-fold", type=int, help="only N pairs of each fold (a quick subset)")
     lfw.add_argument("--no-cache", action="store_true", help="ignore cached embeddings")
     lfw.set_defaults(func=cmd_evaluate_lfw)
+
+    from facelive.cli_gallery import add_gallery_commands
+    from facelive.cli_serve import add_serve_command
+
+    add_gallery_commands(sub, _common)
+    add_serve_command(sub, _common)
     return parser
 
 

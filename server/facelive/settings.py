@@ -46,6 +46,12 @@ class Settings:
     FACELIVE_MIN_FACE -> min_face_size, FACELIVE_MTCNN_THRESHOLDS -> mtcnn_thresholds,
     FACELIVE_PYRAMID_FACTOR -> pyramid_factor, FACELIVE_MAX_IMAGE_PIXELS -> max_image_pixels,
     FACELIVE_MAX_IMAGE_BYTES -> max_image_bytes.
+    Recognition: FACELIVE_KNN_K -> knn_k, FACELIVE_THRESHOLD -> match_threshold.
+    Web server (`facelive serve`): FACELIVE_HOST -> host, FACELIVE_PORT -> port,
+    FACELIVE_CERTFILE -> certfile, FACELIVE_KEYFILE -> keyfile, FACELIVE_TOKEN -> token,
+    FACELIVE_ALLOWED_ORIGINS -> allowed_origins (comma-separated),
+    FACELIVE_MAX_FRAME_BYTES -> max_frame_bytes, FACELIVE_MAX_FRAME_PIXELS -> max_frame_pixels,
+    FACELIVE_WEB_DIR -> web_dir.
     """
 
     data_dir: Path = field(default_factory=lambda: _xdg_data_home(os.environ))
@@ -61,6 +67,24 @@ class Settings:
     # Decoded-image guards: refuse before decoding anything bigger (decompression bombs).
     max_image_pixels: int = 40_000_000
     max_image_bytes: int = 20 * 1024 * 1024
+    # Recognition: neighbours consulted per face; the largest distance (between unit
+    # embeddings, 0..2) still called a match, None = the embedder's calibrated threshold.
+    knn_k: int = 5
+    match_threshold: float | None = None
+    # Web server. Without certfile/keyfile a self-signed certificate is made in data_dir/tls.
+    host: str = "0.0.0.0"
+    port: int = 5000  # 0: any free port (the start-up banner shows which)
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    # Needed for changes (gallery edits); without one, a token is made and kept in data_dir.
+    token: str | None = None
+    # Origins besides the server's own that may open a Socket.IO connection (e.g. a proxy's).
+    allowed_origins: tuple[str, ...] = ()
+    # Live frames are small JPEGs; these guards are far tighter than the ones for uploads.
+    max_frame_bytes: int = 1024 * 1024
+    max_frame_pixels: int = 2048 * 2048
+    # The browser page (index.html, js/, node_modules/); None: the checkout's web/ folder.
+    web_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.embedder not in EMBEDDER_CHOICES:
@@ -73,6 +97,22 @@ class Settings:
         if not 0.3 <= self.pyramid_factor <= 0.95:
             raise SettingsError(
                 f"FACELIVE_PYRAMID_FACTOR must be in [0.3, 0.95], got {self.pyramid_factor}"
+            )
+        if not 1 <= self.knn_k <= 100:
+            raise SettingsError(f"FACELIVE_KNN_K must be 1..100, got {self.knn_k}")
+        if self.match_threshold is not None and not 0.0 < self.match_threshold <= 2.0:
+            raise SettingsError(
+                f"FACELIVE_THRESHOLD must be in (0, 2], got {self.match_threshold}"
+            )
+        if not 0 <= self.port <= 65535:
+            raise SettingsError(f"FACELIVE_PORT must be 0..65535, got {self.port}")
+        if (self.certfile is None) != (self.keyfile is None):
+            raise SettingsError("FACELIVE_CERTFILE and FACELIVE_KEYFILE go together: give both")
+        if self.token is not None and len(self.token) < 8:
+            raise SettingsError("FACELIVE_TOKEN must be at least 8 characters")
+        if self.max_frame_bytes < 1024 or self.max_frame_pixels < 64 * 64:
+            raise SettingsError(
+                "FACELIVE_MAX_FRAME_BYTES must be >= 1024 and FACELIVE_MAX_FRAME_PIXELS >= 4096"
             )
 
     @classmethod
@@ -94,6 +134,10 @@ class Settings:
             ("min_face_size", "FACELIVE_MIN_FACE"),
             ("max_image_pixels", "FACELIVE_MAX_IMAGE_PIXELS"),
             ("max_image_bytes", "FACELIVE_MAX_IMAGE_BYTES"),
+            ("knn_k", "FACELIVE_KNN_K"),
+            ("port", "FACELIVE_PORT"),
+            ("max_frame_bytes", "FACELIVE_MAX_FRAME_BYTES"),
+            ("max_frame_pixels", "FACELIVE_MAX_FRAME_PIXELS"),
         ):
             if env.get(name):
                 try:
@@ -108,16 +152,39 @@ class Settings:
                     f"FACELIVE_PYRAMID_FACTOR must be a number, got "
                     f"{env['FACELIVE_PYRAMID_FACTOR']!r}"
                 ) from None
+        if env.get("FACELIVE_THRESHOLD"):
+            try:
+                values["match_threshold"] = float(env["FACELIVE_THRESHOLD"])
+            except ValueError:
+                raise SettingsError(
+                    f"FACELIVE_THRESHOLD must be a number, got {env['FACELIVE_THRESHOLD']!r}"
+                ) from None
         if env.get("FACELIVE_MTCNN_THRESHOLDS"):
             values["mtcnn_thresholds"] = _parse_float_triple(
                 "FACELIVE_MTCNN_THRESHOLDS", env["FACELIVE_MTCNN_THRESHOLDS"]
+            )
+        for key, name in (("host", "FACELIVE_HOST"), ("token", "FACELIVE_TOKEN")):
+            if env.get(name):
+                values[key] = env[name].strip()
+        for key, name in (
+            ("certfile", "FACELIVE_CERTFILE"),
+            ("keyfile", "FACELIVE_KEYFILE"),
+            ("web_dir", "FACELIVE_WEB_DIR"),
+        ):
+            if env.get(name):
+                values[key] = Path(env[name])
+        if env.get("FACELIVE_ALLOWED_ORIGINS"):
+            values["allowed_origins"] = tuple(
+                o.strip().rstrip("/") for o in env["FACELIVE_ALLOWED_ORIGINS"].split(",")
+                if o.strip()
             )
         for key, value in overrides.items():
             if value is None:
                 continue
             if key not in {f.name for f in dataclasses.fields(cls)}:
                 raise TypeError(f"unknown setting {key!r}")
-            if key in ("data_dir", "models_dir", "models_source"):
+            if key in ("data_dir", "models_dir", "models_source", "certfile", "keyfile",
+                       "web_dir"):
                 value = Path(value)
             values[key] = value
         return cls(**values)

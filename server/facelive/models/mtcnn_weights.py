@@ -124,8 +124,12 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return _safe_find_class(module, name)
 
 
-def _bad(path: Path, why: str) -> ValueError:
-    return ValueError(f"{path}: not a valid MTCNN weight file ({why})")
+class WeightFileError(ValueError):
+    """A weight file is truncated, garbled, of the wrong net, or holds more than arrays."""
+
+
+def _bad(path: Path, why: str) -> WeightFileError:
+    return WeightFileError(f"{path}: not a valid MTCNN weight file ({why})")
 
 
 def _load_npy_dict(path: Path) -> dict[str, Any]:
@@ -143,7 +147,7 @@ def _load_npy_dict(path: Path) -> dict[str, Any]:
             value = _RestrictedUnpickler(handle, encoding="latin1").load()
             if isinstance(value, np.ndarray) and value.shape == () and value.dtype.hasobject:
                 value = value.item()
-    except ValueError:
+    except WeightFileError:
         raise
     except Exception as exc:  # truncated, garbled or hostile: all the same to the caller
         raise _bad(path, f"{type(exc).__name__}: {exc}") from exc
@@ -170,7 +174,7 @@ def _as_float32(weights: dict[str, Any], net: str) -> dict[str, dict[str, np.nda
         if isinstance(raw, dict) and isinstance(raw.get(param), np.ndarray):
             value = raw[param]
             if value.dtype.kind != "f":
-                continue  # reported by _check as missing
+                continue  # _check reports it missing
             wanted.setdefault(layer, {})[param] = np.ascontiguousarray(value, dtype=np.float32)
     return wanted
 

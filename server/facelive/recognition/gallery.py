@@ -12,6 +12,8 @@ Tables (schema version in `PRAGMA user_version`, upgraded by MIGRATIONS):
 - embeddings(example, embedder, dim, vector): one float32 little-endian vector per example and
   embedder id ("dlib-resnet", "facenet"); switching embedders re-embeds the stored patches.
 
+Export and import (a portable, versioned zip) are in archive.py; face patches in patches.py.
+
 Every change is one transaction (BEGIN IMMEDIATE ... COMMIT) in WAL mode with
 synchronous=FULL: a crash at any instant, or kill -9, leaves the last committed state, and a
 committed change survives a power cut. Deleted faces are overwritten (secure_delete) and the
@@ -25,17 +27,12 @@ locking); `changed_elsewhere()` tells a long-lived reader when another one commi
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
-import math
 import os
 import sqlite3
-import tempfile
 import threading
 import time
 import unicodedata
-import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from facelive.recognition.names import InvalidName, name_key, validate_name
+from facelive.recognition.names import name_key, validate_name
 
 FILENAME = "gallery.sqlite3"
 SOURCES = ("webcam", "upload", "import")
@@ -52,11 +49,6 @@ SOURCES = ("webcam", "upload", "import")
 APPLICATION_ID = 0x464C5647
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
-EXPORT_FORMAT = "facelive-gallery"
-EXPORT_VERSION = 1
-# Import guards: an archive is untrusted input.
-MAX_IMPORT_CROP_BYTES = 4 * 1024 * 1024
-MAX_IMPORT_MANIFEST_BYTES = 256 * 1024 * 1024
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -164,6 +156,24 @@ class Added:
     name: str
     example_ids: list[int]
     new_person: bool
+
+
+@dataclass(frozen=True)
+class ImportedExample:
+    """An example from outside (an archive): created in unix seconds; embeddings maps an
+    embedder id to its (D,) float32 vector."""
+
+    patch: FacePatch
+    source: str
+    created: float
+    embeddings: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class ImportedPerson:
+    name: str
+    created: float
+    examples: list[ImportedExample]
 
 
 @dataclass(frozen=True)
@@ -289,13 +299,6 @@ class Gallery:
             conn.execute("PRAGMA foreign_keys = ON")
             # Freed pages are zeroed, so deleted faces do not linger in the file.
             conn.execute("PRAGMA secure_delete = ON")
-            if not self.read_only:
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if mode.lower() != "wal":
-                    raise GalleryError(f"{self.path}: cannot switch to WAL mode (got {mode})")
-                # FULL: a commit is on disk when COMMIT returns (WAL's default NORMAL may lose
-                # the last commits on power loss; our writes are rare, the fsync is cheap).
-                conn.execute("PRAGMA synchronous = FULL")
             version = self._pragma("user_version")
             app_id = self._pragma("application_id")
             tables = [
@@ -320,6 +323,17 @@ class Gallery:
                 f"{self.path} has gallery schema {version}, made by a newer FaceLive; this one "
                 f"reads up to schema {latest}"
             )
+        if not self.read_only:
+            # Only now that the file is known to be ours: switching to WAL writes its header.
+            try:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                # FULL: a commit is on disk when COMMIT returns (WAL's default NORMAL may lose
+                # the last commits on power loss; our writes are rare, the fsync is cheap).
+                conn.execute("PRAGMA synchronous = FULL")
+            except sqlite3.DatabaseError as exc:
+                raise self._translate(exc) from None
+            if mode.lower() != "wal":
+                raise GalleryError(f"{self.path}: cannot switch to WAL mode (got {mode})")
         if version < latest:
             if self.read_only:
                 raise GalleryError(
@@ -384,17 +398,18 @@ class Gallery:
             except BaseException as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+                if isinstance(exc, sqlite3.Error):
                     raise self._translate(exc) from None
                 raise
-            # Our own commit is not news to changed_elsewhere().
-            self._data_version = self._pragma("data_version")
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         """A read transaction: every query in the block sees one snapshot."""
         with self._lock:
             conn = self._conn
+            if conn.in_transaction:  # inside snapshot(): that transaction is ours
+                yield conn
+                return
             try:
                 conn.execute("BEGIN")
                 try:
@@ -533,6 +548,18 @@ class Gallery:
                 f"{embedder} vectors in this gallery are {stored}-D, these are {dim}-D"
             )
 
+    def _insert_vector(
+        self, conn: sqlite3.Connection, example: int, embedder: str, vector: np.ndarray
+    ) -> None:
+        vector = np.asarray(vector, np.float32).reshape(-1)
+        if vector.size == 0 or not np.all(np.isfinite(vector)):
+            raise GalleryError(f"bad {embedder} vector (empty, NaN or infinite)")
+        self._check_dim(conn, embedder, vector.size)
+        conn.execute(
+            "INSERT INTO embeddings (example, embedder, dim, vector) VALUES (?, ?, ?, ?)",
+            (example, embedder, vector.size, _f32_blob(vector)),
+        )
+
     @staticmethod
     def _insert_example(
         conn: sqlite3.Connection, person: int, source: str, created: float, patch: FacePatch
@@ -565,16 +592,11 @@ class Gallery:
             _check_patch(patch)
         now = time.time()
         with self._write() as conn:
-            if matrix is not None:
-                self._check_dim(conn, embedder, matrix.shape[1])
             found = self._find(conn, name_key(name))
             person = found[0] if found else self._insert_person(conn, name, now)
             ids = [self._insert_example(conn, person, source, now, p) for p in patches]
-            if matrix is not None:
-                conn.executemany(
-                    "INSERT INTO embeddings (example, embedder, dim, vector) VALUES (?, ?, ?, ?)",
-                    [(i, embedder, matrix.shape[1], _f32_blob(v)) for i, v in zip(ids, matrix)],
-                )
+            for example, vector in zip(ids, [] if matrix is None else matrix, strict=False):
+                self._insert_vector(conn, example, embedder, vector)
         return Added(person, found[1] if found else name, ids, found is None)
 
     def remove_examples(self, example_ids: Iterable[int]) -> int:
@@ -675,7 +697,7 @@ class Gallery:
             ).fetchone()[0]
             if replaced < total:
                 self._check_dim(conn, embedder, dim)
-            for example, vector in zip(ids, matrix):
+            for example, vector in zip(ids, matrix, strict=True):
                 cursor = conn.execute(
                     """INSERT OR REPLACE INTO embeddings (example, embedder, dim, vector)
                        SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM examples WHERE id = ?)""",
@@ -691,170 +713,54 @@ class Gallery:
             return {str(name): int(n) for name, n in rows}
 
     # ------------------------------------------------------------ export / import
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Hold one read snapshot (and this object's lock) for the block: every read in it
+        sees the same committed state."""
+        with self._read():
+            yield
+
     def export(self, path: str | Path) -> int:
-        """Write everything (people, face patches, all embedders' vectors) to a portable zip
-        (see EXPORT_FORMAT); returns the number of examples. Written to a temporary file and
-        renamed, so `path` is never left half-written."""
-        path = Path(path)
-        people: dict[int, dict[str, Any]] = {}
-        with self._read() as conn:
-            for pid, name, created in conn.execute("SELECT id, name, created FROM people"):
-                people[int(pid)] = {"name": name, "created": created, "examples": []}
-            vectors: dict[int, dict[str, str]] = {}
-            for example, embedder, blob in conn.execute(
-                "SELECT example, embedder, vector FROM embeddings"
-            ):
-                vectors.setdefault(int(example), {})[embedder] = base64.b64encode(blob).decode()
-            handle = tempfile.NamedTemporaryFile(
-                dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-            )
-            try:
-                count = 0
-                with handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED) as archive:
-                    for eid, pid, source, created, crop, box, landmarks in conn.execute(
-                        "SELECT id, person, source, created, crop, box, landmarks FROM examples "
-                        "ORDER BY id"
-                    ):
-                        member = f"crops/{int(eid)}.jpg"
-                        archive.writestr(member, bytes(crop))
-                        people[int(pid)]["examples"].append(
-                            {
-                                "crop": member,
-                                "source": source,
-                                "created": created,
-                                "box": _from_blob(box, (4,)).tolist(),
-                                "landmarks": _from_blob(landmarks, (5, 2)).tolist(),
-                                "embeddings": vectors.get(int(eid), {}),
-                            }
-                        )
-                        count += 1
-                    manifest = {
-                        "format": EXPORT_FORMAT,
-                        "version": EXPORT_VERSION,
-                        "exported": time.time(),
-                        "vector_encoding": "base64 float32 little-endian",
-                        "people": list(people.values()),
-                    }
-                    archive.writestr(
-                        "manifest.json",
-                        json.dumps(manifest, ensure_ascii=False),
-                        compress_type=zipfile.ZIP_DEFLATED,
-                    )
-                    archive.fp.flush()  # type: ignore[union-attr]
-                    os.fsync(handle.fileno())
-                os.replace(handle.name, path)
-            except BaseException:
-                Path(handle.name).unlink(missing_ok=True)
-                raise
-        return count
+        """Write everything to a portable archive (see archive.py); returns the number of
+        examples written."""
+        from facelive.recognition.archive import export_gallery
+
+        return export_gallery(self, Path(path))
 
     def import_(self, path: str | Path) -> ImportReport:
-        """Merge an export into this gallery in one transaction: people are matched by name
-        (ignoring case), examples already present (same JPEG) are skipped, so importing twice
-        adds nothing. The archive is checked in full before anything is written."""
-        people = _read_export(Path(path))
+        """Merge an archive made by export() into this gallery (see archive.py)."""
+        from facelive.recognition.archive import read_archive
+
+        return self.merge(read_archive(Path(path)))
+
+    def merge(self, people: Sequence[ImportedPerson]) -> ImportReport:
+        """Add people and examples from elsewhere in one transaction: people are matched by
+        name (ignoring case), examples already stored for that person (same JPEG) are
+        skipped, so merging the same thing twice adds nothing."""
         added = merged = new_examples = skipped = 0
         with self._write() as conn:
             for person in people:
-                found = self._find(conn, name_key(person["name"]))
+                name = validate_name(person.name)
+                found = self._find(conn, name_key(name))
                 if found is None:
-                    pid = self._insert_person(conn, person["name"], person["created"])
+                    pid = self._insert_person(conn, name, person.created)
                     added += 1
                 else:
                     pid = found[0]
                     merged += 1
-                for example in person["examples"]:
-                    patch: FacePatch = example["patch"]
-                    digest = hashlib.sha256(patch.jpeg).hexdigest()
+                for example in person.examples:
+                    if example.source not in SOURCES:
+                        raise GalleryError(f"unknown example source {example.source!r}")
+                    digest = hashlib.sha256(example.patch.jpeg).hexdigest()
                     if conn.execute(
                         "SELECT 1 FROM examples WHERE person = ? AND digest = ?", (pid, digest)
                     ).fetchone():
                         skipped += 1
                         continue
                     eid = self._insert_example(
-                        conn, pid, example["source"], example["created"], patch
+                        conn, pid, example.source, example.created, example.patch
                     )
-                    for embedder, vector in example["embeddings"].items():
-                        self._check_dim(conn, embedder, len(vector))
-                        conn.execute(
-                            "INSERT INTO embeddings (example, embedder, dim, vector) "
-                            "VALUES (?, ?, ?, ?)",
-                            (eid, embedder, len(vector), _f32_blob(vector)),
-                        )
+                    for embedder, vector in example.embeddings.items():
+                        self._insert_vector(conn, eid, embedder, vector)
                     new_examples += 1
         return ImportReport(added, merged, new_examples, skipped)
-
-
-def _read_export(path: Path) -> list[dict[str, Any]]:
-    """Parse and check a whole export archive; GalleryError naming the first problem."""
-
-    def bad(why: str) -> GalleryError:
-        return GalleryError(f"{path}: not a usable FaceLive gallery export ({why})")
-
-    try:
-        archive = zipfile.ZipFile(path)
-    except FileNotFoundError:
-        raise GalleryError(f"{path}: no such file") from None
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise bad(str(exc)) from None
-    with archive:
-        try:
-            info = archive.getinfo("manifest.json")
-        except KeyError:
-            raise bad("no manifest.json") from None
-        if info.file_size > MAX_IMPORT_MANIFEST_BYTES:
-            raise bad("manifest.json too large")
-        try:
-            manifest = json.loads(archive.read(info))
-        except (ValueError, zipfile.BadZipFile) as exc:
-            raise bad(f"manifest.json: {exc}") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != EXPORT_FORMAT:
-            raise bad("wrong format field")
-        version = manifest.get("version")
-        if not isinstance(version, int) or version < 1:
-            raise bad(f"bad version {version!r}")
-        if version > EXPORT_VERSION:
-            raise GalleryError(
-                f"{path} is export version {version}, made by a newer FaceLive; this one reads "
-                f"up to {EXPORT_VERSION}"
-            )
-        out = []
-        try:
-            for person in manifest["people"]:
-                name = validate_name(person["name"])
-                created = float(person.get("created", time.time()))
-                examples = []
-                for example in person["examples"]:
-                    member = archive.getinfo(example["crop"])
-                    if member.file_size > MAX_IMPORT_CROP_BYTES:
-                        raise bad(f"{example['crop']} too large")
-                    patch = FacePatch(
-                        archive.read(member),
-                        np.asarray(example["box"], np.float32),
-                        np.asarray(example["landmarks"], np.float32),
-                    )
-                    _check_patch(patch)
-                    source = example["source"]
-                    if source not in SOURCES:
-                        raise bad(f"unknown source {source!r}")
-                    embeddings = {}
-                    for embedder, text in example.get("embeddings", {}).items():
-                        vector = np.frombuffer(base64.b64decode(text, validate=True), "<f4")
-                        if vector.size == 0 or not np.all(np.isfinite(vector)):
-                            raise bad(f"bad {embedder} vector")
-                        embeddings[str(embedder)] = vector.astype(np.float32)
-                    when = float(example.get("created", created))
-                    if not math.isfinite(when):
-                        raise bad("bad timestamp")
-                    examples.append(
-                        {"patch": patch, "source": source, "created": when,
-                         "embeddings": embeddings}
-                    )
-                out.append({"name": name, "created": created, "examples": examples})
-        except InvalidName as exc:
-            raise bad(f"bad name: {exc}") from None
-        except GalleryError:
-            raise
-        except (KeyError, TypeError, ValueError, zipfile.BadZipFile) as exc:
-            raise bad(f"{type(exc).__name__}: {exc}") from None
-    return out

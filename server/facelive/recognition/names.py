@@ -16,13 +16,11 @@ MAX_NAME_LENGTH = 100
 # indistinguishable from a stranger in every output.
 UNKNOWN = "unknown"
 
-# Format characters (category Cf) that reorder or hide text: bidi embeddings, overrides and
-# isolates, marks, the BOM. Zero-width (non-)joiners U+200C/U+200D are Cf too but are part of
-# correct spelling in Persian and Indic scripts, so only these are refused.
-_BIDI_AND_HIDDEN = frozenset(
-    "\u061c\u200b\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
-    "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff"
-)
+# Format characters (category Cf) reorder or hide text: bidi embeddings, overrides and
+# isolates (U+202E makes "gnp.exe" read "exe.png"), zero-width spaces, soft hyphens, tags, the
+# BOM. All are refused except the zero-width non-joiner and joiner, which are part of correct
+# spelling in Persian and Indic scripts.
+_ALLOWED_FORMAT = frozenset("\u200c\u200d")
 _WHITESPACE_RUN = re.compile(r"\s+")
 
 
@@ -48,8 +46,12 @@ def validate_name(raw: object) -> str:
         category = unicodedata.category(char)
         # Tab/newline are Cc; they are refused rather than collapsed, since a name with a
         # line break is almost surely a paste error.
-        if category in ("Cc", "Cs", "Co", "Zl", "Zp") or char in _BIDI_AND_HIDDEN:
-            raise InvalidName(f"a name may not contain control characters ({_describe(char)})")
+        if category in ("Cc", "Cs", "Co", "Zl", "Zp") or (
+            category == "Cf" and char not in _ALLOWED_FORMAT
+        ):
+            raise InvalidName(
+                f"a name may not contain control or invisible characters ({_describe(char)})"
+            )
         if category == "Cn":
             raise InvalidName(f"a name may not contain unassigned characters ({_describe(char)})")
         if char in "/\\":

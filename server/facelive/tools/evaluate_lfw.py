@@ -102,7 +102,8 @@ def pipeline_tag(engine: FaceEngine) -> str:
 
     s = engine.settings
     recipe = (
-        f"{engine.embedder_name}|{align.DLIB_TEMPLATE_150.tobytes().hex()}|{s.min_face_size}|"
+        f"{engine.embedder_name}|{align.DLIB_TEMPLATE_150.tobytes().hex()}|"
+        f"{align.DLIB_TEMPLATE_WEIGHTS.tobytes().hex()}|{s.min_face_size}|"
         f"{s.mtcnn_thresholds}|{s.pyramid_factor}|{align.FACENET_MARGIN}"
     )
     return f"{engine.embedder_name}-{hashlib.sha1(recipe.encode()).hexdigest()[:12]}"

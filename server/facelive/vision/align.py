@@ -33,23 +33,33 @@ DLIB_TEMPLATE_150 = np.array(
     ],
     dtype=np.float32,
 )
+# How much each point counts in the fit. dlib's chips are placed by four eye corners and the
+# nose base, so its alignment follows the eyes; MTCNN's nose tip and mouth corners move with
+# pose and expression (their spread on dlib's chips is ~3x the eyes', see the derivation).
+# Uniform weights are the default until bench/align_variants.py says otherwise.
+DLIB_TEMPLATE_WEIGHTS = np.ones(5, dtype=np.float32)
 
 
-def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """The 2x3 matrix M of the similarity transform minimising sum |M [src;1] - dst|^2.
+def similarity_transform(
+    src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """The 2x3 matrix M of the similarity transform minimising sum w_i |M [src_i;1] - dst_i|^2.
 
-    src, dst: (K, 2) float point sets, K >= 2. Umeyama's closed form without reflection.
+    src, dst: (K, 2) float point sets, K >= 2; weights: (K,) non-negative, default all 1.
+    Umeyama's closed form (weighted), without reflection.
     """
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
-    src_mean = src.mean(axis=0)
-    dst_mean = dst.mean(axis=0)
+    w = np.ones(len(src)) if weights is None else np.asarray(weights, dtype=np.float64)
+    w = w / w.sum()
+    src_mean = w @ src
+    dst_mean = w @ dst
     src_c = src - src_mean
     dst_c = dst - dst_mean
-    src_var = (src_c**2).sum() / len(src)
+    src_var = float(w @ (src_c**2).sum(axis=1))
     if src_var < 1e-12:
         raise ValueError("degenerate landmarks (all points coincide)")
-    cov = dst_c.T @ src_c / len(src)
+    cov = (dst_c * w[:, None]).T @ src_c
     u, s, vt = np.linalg.svd(cov)
     d = np.ones(2)
     if np.linalg.det(u) * np.linalg.det(vt) < 0:
@@ -64,10 +74,13 @@ def dlib_chip(
     image: np.ndarray,
     landmarks: np.ndarray,
     size: int = DLIB_CHIP_SIZE,
-    template: np.ndarray = DLIB_TEMPLATE_150,
+    template: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """RGB uint8 (H, W, 3) image + (5, 2) MTCNN landmarks -> (size, size, 3) uint8 chip."""
-    matrix = similarity_transform(landmarks, template * (size / DLIB_CHIP_SIZE))
+    template = DLIB_TEMPLATE_150 if template is None else template
+    weights = DLIB_TEMPLATE_WEIGHTS if weights is None else weights
+    matrix = similarity_transform(landmarks, template * (size / DLIB_CHIP_SIZE), weights)
     return cv2.warpAffine(
         image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )

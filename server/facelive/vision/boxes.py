@@ -89,10 +89,6 @@ class CanvasLayout:
     cell_level: np.ndarray
     cell_boxes: np.ndarray
 
-    @property
-    def num_levels(self) -> int:
-        return len(self.sizes)
-
 
 def pnet_map_shape(canvas_rows: int, canvas_cols: int) -> tuple[int, int]:
     """P-Net output map size for an even-sized input: conv3 (-2), pool 2 (/2), conv3, conv3."""
@@ -129,7 +125,8 @@ def plan_canvas(height: int, width: int, scales: list[float]) -> CanvasLayout:
         raise ValueError("no pyramid levels: the image is smaller than the smallest face")
     sizes = [level_size(height, width, s) for s in scales]
     tall = height > width
-    # A portrait image is packed as its transpose, so columns run along its long side.
+    # A portrait image is packed as its transpose: columns as tall as its short side, side by
+    # side along its long side.
     packed = [(w, h) for h, w in sizes] if tall else sizes
     offsets_t = _pack_columns(packed, _even(packed[0][0]))
     rows = max(y + _even(h) for (y, _), (h, _) in zip(offsets_t, packed, strict=True))
@@ -204,7 +201,9 @@ def _resize(source: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return cv2.resize(source, (cols, rows), interpolation=mode)
 
 
-def fill_canvas(octaves: Octaves, layout: CanvasLayout, out: np.ndarray | None = None) -> np.ndarray:
+def fill_canvas(
+    octaves: Octaves, layout: CanvasLayout, out: np.ndarray | None = None
+) -> np.ndarray:
     """The (rows, cols, 3) uint8 canvas of `layout`, its levels resized from `octaves`.
 
     `out`, when given, is written in place (it must be zeros where no level goes).
@@ -239,6 +238,22 @@ def pnet_candidates(
 # --- Non-maximum suppression ---------------------------------------------------------------
 
 
+def _overlap(
+    boxes: np.ndarray, area: np.ndarray, rows: np.ndarray, cols: np.ndarray, mode: NmsMode
+) -> np.ndarray:
+    """(len(rows), len(cols)) overlap of boxes[rows] with boxes[cols] (see `nms`)."""
+    r, c = boxes[rows].T, boxes[cols].T  # (4, R), (4, C): contiguous coordinate rows
+    iw = np.minimum(r[2][:, None], c[2]) - np.maximum(r[0][:, None], c[0])
+    ih = np.minimum(r[3][:, None], c[3]) - np.maximum(r[1][:, None], c[1])
+    inter = np.maximum(iw, 0, out=iw) * np.maximum(ih, 0, out=ih)
+    ar, ac = area[rows][:, None], area[cols]
+    denom = np.minimum(ar, ac) if mode == "min" else ar + ac - inter
+    return inter / np.maximum(denom, 1e-12, out=denom)
+
+
+_NMS_MATRIX_MAX = 2048  # beyond this the N x N matrix costs more than it saves
+
+
 def nms(
     boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: NmsMode = "union"
 ) -> np.ndarray:
@@ -248,27 +263,26 @@ def nms(
     `threshold`; overlap is intersection / union ("union") or intersection / the smaller
     area ("min", which also removes a small box lying inside a bigger one).
     """
-    if len(boxes) == 0:
+    n = len(boxes)
+    if n == 0:
         return np.zeros(0, dtype=np.int64)
     boxes = boxes.astype(np.float32, copy=False)
-    x1, y1, x2, y2 = boxes.T
-    area = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
+    area = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
     order = np.argsort(-scores, kind="stable")
     keep = []
+    if n <= _NMS_MATRIX_MAX:
+        # All overlaps at once, in score order; the greedy pass is then one row per kept box.
+        suppress = _overlap(boxes, area, order, order, mode) > threshold
+        dropped = np.zeros(n, dtype=bool)
+        for rank in range(n):
+            if not dropped[rank]:
+                keep.append(order[rank])
+                dropped |= suppress[rank]
+        return np.asarray(keep, dtype=np.int64)
     while order.size:
         i, rest = order[0], order[1:]
         keep.append(i)
-        if not rest.size:
-            break
-        iw = np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest])
-        ih = np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest])
-        inter = np.maximum(iw, 0) * np.maximum(ih, 0)
-        if mode == "min":
-            denom = np.minimum(area[i], area[rest])
-        else:
-            denom = area[i] + area[rest] - inter
-        overlap = inter / np.maximum(denom, 1e-12)
-        order = rest[overlap <= threshold]
+        order = rest[_overlap(boxes, area, np.array([i]), rest, mode)[0] <= threshold]
     return np.asarray(keep, dtype=np.int64)
 
 
@@ -279,15 +293,16 @@ def nms_per_group(
     threshold: float,
     mode: NmsMode = "union",
 ) -> np.ndarray:
-    """NMS within each group (e.g. pyramid level or image) only, in one pass: each group's
-    boxes are shifted far enough apart that boxes of different groups never overlap."""
-    if len(boxes) == 0:
+    """NMS within each group (e.g. pyramid level) only. Returns kept indices into boxes,
+    best score first."""
+    kept = [
+        members[nms(boxes[members], scores[members], threshold, mode)]
+        for members in (np.flatnonzero(groups == g) for g in np.unique(groups))
+    ]
+    if not kept:
         return np.zeros(0, dtype=np.int64)
-    span = float(boxes[:, 2:].max() - boxes[:, :2].min()) + 1.0
-    shift = (groups.astype(np.float64) * span)[:, None]
-    shifted = boxes.astype(np.float64).copy()
-    shifted[:, 0::2] += shift
-    return nms(shifted, scores, threshold, mode)
+    keep = np.concatenate(kept)
+    return keep[np.argsort(-scores[keep], kind="stable")]
 
 
 # --- Box arithmetic ------------------------------------------------------------------------
@@ -319,9 +334,7 @@ def keep_valid(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
     )
 
 
-def crop_patches(
-    octaves: Octaves, boxes: np.ndarray, size: int, out: np.ndarray
-) -> np.ndarray:
+def crop_patches(octaves: Octaves, boxes: np.ndarray, size: int, out: np.ndarray) -> np.ndarray:
     """Cut boxes (N, 4) out of the image and resize each to size x size, into out[:N]
     ((>= N, size, size, 3) uint8). Parts outside the image are black, as in training, so a
     face cut by the border keeps its place in the patch.

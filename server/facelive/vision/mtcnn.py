@@ -8,9 +8,11 @@ The box arithmetic between them is in `facelive.vision.boxes`.
 
 For live video the networks run as a few large TensorFlow calls per frame: all pyramid levels
 are tiled into one canvas for a single P-Net call, and R-Net / O-Net each take all their
-candidates (of all frames in a batch) at once. Every call runs a `tf.function` whose input
-shapes come from a small fixed set (canvas sizes bucketed, candidate counts padded to powers of
-two), so a stream of frames of one size never retraces after the first frame.
+candidates (of all frames in a batch) at once. Each network is one `tf.function` traced once,
+with its batch (and, for P-Net, canvas) dimensions left open, and the shapes actually fed to
+it come from a small bucketed set (canvas sides rounded up to 8 steps per octave, candidate
+counts padded to 16, 24, 32, 48, ...), so nothing retraces, neither from frame to frame nor
+for a new frame size, and TensorFlow's per-shape kernel caches stay small.
 
 The weights were converted from caffe, where images are column-major: the networks were
 trained on the image transposed (x <-> y). Instead of transposing every input we transpose
@@ -20,6 +22,7 @@ first dense layer so its flattening order is the one the dense weights expect.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,7 +42,8 @@ NMS_LEVEL = 0.5
 NMS_PNET = 0.7
 NMS_RNET = 0.7
 NMS_ONET = 0.7
-# Candidate batches are padded to a power of two between these counts (larger sets are split).
+# Candidate batches are padded to a bucket (see boxes.batch_bucket) between these counts;
+# larger sets are split. O-Net starts small: with one face in view it gets only a few.
 RNET_BATCH = (16, 256)
 ONET_BATCH = (2, 64)
 PNET_BATCH_MAX = 4
@@ -219,12 +223,24 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2:
         image = image[:, :, None]
     if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
-        raise ValueError(f"expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) image, got shape {image.shape}")
+        raise ValueError(
+            f"expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) image, got shape {image.shape}"
+        )
     if image.shape[2] == 1:
         return np.ascontiguousarray(np.repeat(image, 3, axis=2))
     if image.shape[2] == 4:
         return np.ascontiguousarray(image[:, :, :3])
     return np.ascontiguousarray(image)
+
+
+@functools.lru_cache(maxsize=64)
+def _canvas_layout(
+    height: int, width: int, min_face_size: int, factor: float
+) -> bx.CanvasLayout | None:
+    """The P-Net canvas plan of one image size (None: too small for any face), computed once
+    per size: a stream reuses it every frame."""
+    scales = bx.pyramid_scales(height, width, min_face_size, factor)
+    return bx.plan_canvas(height, width, scales) if scales else None
 
 
 @dataclass
@@ -257,8 +273,10 @@ class MTCNN:
         thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
         factor: float = 0.709,
     ) -> None:
-        if min_face_size < 12:
-            raise ValueError(f"min_face_size must be >= 12 (P-Net's window), got {min_face_size}")
+        if min_face_size < 1:
+            raise ValueError(
+                f"min_face_size must be a positive number of pixels, got {min_face_size}"
+            )
         if not 0.0 < factor < 1.0:
             raise ValueError(f"factor must be in (0, 1), got {factor}")
         self.min_face_size = int(min_face_size)
@@ -269,7 +287,6 @@ class MTCNN:
         self.onet = ONet(weights["onet"])
         self._traces = 0
         self._lock = threading.Lock()
-        self._layouts: dict[tuple[int, int], bx.CanvasLayout | None] = {}
         # One graph per network: the batch (and, for P-Net, canvas) dimensions are left open,
         # while the shapes actually fed come from a small bucketed set.
         self._pnet_fn = tf.function(
@@ -336,14 +353,10 @@ class MTCNN:
     # Stage 1: P-Net over the tiled pyramid.
 
     def _layout(self, height: int, width: int) -> bx.CanvasLayout | None:
-        key = (height, width)
-        if key not in self._layouts:
-            scales = bx.pyramid_scales(height, width, self.min_face_size, self.factor)
-            self._layouts[key] = bx.plan_canvas(height, width, scales) if scales else None
-        return self._layouts[key]
+        return _canvas_layout(height, width, self.min_face_size, self.factor)
 
     def _propose(self, octaves: list[bx.Octaves]) -> list[_Stage]:
-        stages = [_Stage.empty()] * len(octaves)
+        stages = [_Stage.empty() for _ in octaves]
         layouts = [self._layout(*o.images[0].shape[:2]) for o in octaves]
         groups: dict[tuple[int, int], list[int]] = {}
         for i, layout in enumerate(layouts):

@@ -1,0 +1,67 @@
+"""The app factory: Flask (page + REST) and Socket.IO (live frames) over one recognizer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask
+from flask_socketio import SocketIO
+
+from facelive.app.api import api
+from facelive.app.auth import resolve_token
+from facelive.app.live import register_live_events
+from facelive.app.recognizer import load_recognizer
+from facelive.app.state import EXTENSION, LiveState
+from facelive.app.web import web_blueprint
+from facelive.app.worker import LiveWorker
+from facelive.settings import Settings
+
+
+def origin_check(extra: tuple[str, ...]) -> Callable[[str, dict[str, Any]], bool]:
+    """Socket.IO's origin rule: the server's own origin (scheme + Host header, i.e. the page
+    that this server served), plus any configured extra origins. Requests without an Origin
+    header (non-browser clients) are not asked about."""
+    allowed = {o.rstrip("/") for o in extra}
+
+    def check(origin: str, environ: dict[str, Any]) -> bool:
+        own = f"{environ.get('wsgi.url_scheme', 'https')}://{environ.get('HTTP_HOST', '')}"
+        return origin == own or origin in allowed
+
+    return check
+
+
+def create_app(
+    settings: Settings, recognizer: Callable[..., Any] | None = None
+) -> tuple[Flask, SocketIO]:
+    """Build the web app. recognizer: `(RGB frames) -> faces per frame` (see app.recognizer);
+    None loads the models now (ModelMissingError when they are not there)."""
+    if recognizer is None:
+        recognizer = load_recognizer(settings)
+    app = Flask(__name__, static_folder=None)
+    # Uploads (to come) are images; refuse larger bodies before reading them.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_image_bytes
+    socketio = SocketIO(
+        app,
+        async_mode="eventlet",
+        cors_allowed_origins=origin_check(settings.allowed_origins),
+        # Room for a frame somewhat over the limit, so that it gets a clear `error` reply
+        # instead of a dropped connection; far larger messages still close the connection.
+        max_http_buffer_size=2 * settings.max_frame_bytes + 64 * 1024,
+        manage_session=False,  # no Flask session is used; per-connection state is by sid
+        logger=False,
+        engineio_logger=False,
+    )
+    worker = LiveWorker(
+        emit=lambda event, payload, sid: socketio.emit(event, payload, to=sid),
+        spawn=socketio.start_background_task,
+        recognizer=recognizer,
+        max_pixels=settings.max_frame_pixels,
+        max_bytes=settings.max_frame_bytes,
+    )
+    state = LiveState(settings=settings, token=resolve_token(settings), worker=worker)
+    app.extensions[EXTENSION] = state
+    app.register_blueprint(api)
+    app.register_blueprint(web_blueprint(settings.web_dir))
+    register_live_events(socketio, state)
+    return app, socketio

@@ -1,0 +1,179 @@
+"""The live inference worker: the latest frame of each client, processed in batches off the
+event loop.
+
+One green thread owns the queue; the work (JPEG decoding and the recognizer, i.e. TensorFlow)
+runs through `eventlet.tpool`, on a real OS thread, while the green thread (and so every other
+connection) waits without blocking the loop. Replies are emitted from the green thread only:
+Socket.IO must not be driven from a foreign OS thread.
+
+Queueing rule: each client has at most one waiting frame; a newer one replaces it (latest wins),
+so a client that sends faster than the server works gets replies for some frames only, and
+memory stays bounded by the number of clients. Each round takes the waiting frames of several
+clients and runs them as one recognizer batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eventlet import tpool
+from eventlet.green import threading as green_threading
+
+from facelive.app.protocol import Frame, FrameError, error_reply, faces_reply
+from facelive.vision.image import ImageError, decode_image
+
+log = logging.getLogger(__name__)
+
+# A client counts as streaming while its latest frame is this recent; the worker waits a moment
+# for streaming clients' next frames so that they share a batch instead of alternating.
+ACTIVE_S = 1.0
+
+
+@dataclass
+class _Outcome:
+    """What the OS thread hands back for one frame: an event name and its payload."""
+
+    event: str
+    payload: dict[str, Any]
+
+
+class LiveWorker:
+    """emit: `(event, payload, sid)`; recognizer: see facelive.app.recognizer."""
+
+    def __init__(
+        self,
+        emit: Callable[[str, dict[str, Any], str], None],
+        spawn: Callable[[Callable[[], None]], Any],
+        recognizer: Callable[[Sequence[Any]], list[list[dict[str, Any]]]],
+        max_pixels: int,
+        max_bytes: int,
+        max_batch: int = 8,
+        gather_s: float = 0.010,
+    ) -> None:
+        self._emit = emit
+        self._spawn = spawn
+        self.recognizer = recognizer
+        self._max_pixels = max_pixels
+        self._max_bytes = max_bytes
+        self._max_batch = max_batch
+        self._gather_s = gather_s
+        self._pending: dict[str, Frame] = {}
+        self._last_seq: dict[str, int] = {}
+        self._last_seen: dict[str, float] = {}
+        self._wake = green_threading.Event()
+        self._started = False
+
+    # ----------------------------------------------------------- green side (event loop)
+    def submit(self, sid: str, frame: Frame) -> None:
+        """Queue a checked frame as the client's latest. Raises FrameError for a seq that does
+        not increase (it would break the reply order the client relies on)."""
+        last = self._last_seq.get(sid)
+        if last is not None and frame.seq <= last:
+            raise FrameError(f"stale frame: seq {frame.seq} is not above {last}", frame.seq)
+        self._last_seq[sid] = frame.seq
+        self._last_seen[sid] = frame.received
+        self._pending[sid] = frame  # latest wins: an older waiting frame is dropped here
+        self._wake.set()
+        if not self._started:
+            self._started = True
+            self._spawn(self._loop)
+
+    def forget(self, sid: str) -> None:
+        """A client left: drop its waiting frame and its state."""
+        self._pending.pop(sid, None)
+        self._last_seq.pop(sid, None)
+        self._last_seen.pop(sid, None)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                self._gather()
+                batch = self._take()
+                try:
+                    self._run(batch)
+                except Exception:  # the loop must outlive anything (an emit that fails)
+                    log.exception("live worker: replies failed")
+
+    def _gather(self) -> None:
+        """Wait up to gather_s for streaming clients without a waiting frame (their reply has
+        just gone out; the next frame is on its way), so that they join this batch."""
+        deadline = time.perf_counter() + self._gather_s
+        while True:
+            now = time.perf_counter()
+            missing = any(
+                sid not in self._pending and now - seen < ACTIVE_S
+                for sid, seen in self._last_seen.items()
+            )
+            if not missing or now >= deadline:
+                return
+            self._wake.wait(deadline - now)
+            self._wake.clear()
+
+    def _take(self) -> list[tuple[str, Frame]]:
+        sids = sorted(self._pending, key=lambda s: self._pending[s].received)[: self._max_batch]
+        return [(sid, self._pending.pop(sid)) for sid in sids]
+
+    def _run(self, batch: list[tuple[str, Frame]]) -> None:
+        try:
+            outcomes, failure = tpool.execute(self._compute, [frame for _, frame in batch])
+        except Exception as exc:  # a bug in _compute: still answer every waiting client
+            log.exception("live worker: batch failed")
+            message = f"server error ({type(exc).__name__}); see the server log"
+            outcomes = [_Outcome("error", error_reply(message, f.seq)) for _, f in batch]
+            failure = None
+        if failure:
+            log.error("live worker: recognizer failed\n%s", failure)
+        now = time.perf_counter()
+        for (sid, frame), outcome in zip(batch, outcomes, strict=True):
+            if "ms" in outcome.payload:
+                outcome.payload["ms"]["total"] = round((now - frame.received) * 1000.0, 1)
+            self._emit(outcome.event, outcome.payload, sid)
+
+    # ----------------------------------------------------------- OS thread (tpool)
+    def _compute(self, frames: list[Frame]) -> tuple[list[_Outcome], str | None]:
+        """Decode and recognize; runs on the tpool thread, so it only computes: no emitting,
+        no logging (both take green locks), nothing shared with the green side."""
+        images, decode_ms, errors = [], {}, {}
+        for i, frame in enumerate(frames):
+            start = time.perf_counter()
+            try:
+                images.append(decode_image(frame.data, self._max_pixels, self._max_bytes))
+            except ImageError as exc:
+                errors[i] = f"frame.image: {exc}"
+            decode_ms[i] = (time.perf_counter() - start) * 1000.0
+        decoded = [i for i in range(len(frames)) if i not in errors]
+        faces: list[list[dict[str, Any]]] = []
+        failure = None
+        if decoded:
+            try:
+                faces = self.recognizer(images)
+                if len(faces) != len(images):
+                    raise RuntimeError(f"recognizer gave {len(faces)} results for "
+                                       f"{len(images)} frames")
+            except Exception as exc:
+                failure = traceback.format_exc()
+                for i in decoded:
+                    errors[i] = f"recognition failed ({type(exc).__name__}); see the server log"
+        timings = dict(getattr(self.recognizer, "last_timings", None) or {})
+        by_index = dict(zip(decoded, faces, strict=False))
+        outcomes = []
+        for i, frame in enumerate(frames):
+            if i in errors:
+                outcomes.append(_Outcome("error", error_reply(errors[i], frame.seq)))
+            else:
+                ms = {**timings, "decode": decode_ms[i]}
+                outcomes.append(
+                    _Outcome("faces", faces_reply(frame.seq, by_index[i], ms, len(frames)))
+                )
+        return outcomes, failure

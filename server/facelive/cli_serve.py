@@ -1,0 +1,80 @@
+"""`facelive serve`: the live web app. Wired into the CLI by `add_serve_command`; also runs
+alone as `python -m facelive.cli_serve` (the tests start it that way)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from facelive.settings import Settings, SettingsError
+
+EXIT_OK, EXIT_USAGE = 0, 2
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Errors that stop the start (bad settings, missing models, port in use, bad certificate)
+    become one line on stderr and exit status 2."""
+    from facelive.app.server import ServeError, serve
+    from facelive.models.store import ModelMissingError
+
+    try:
+        settings = _settings(args)
+        serve(settings)
+    except (ServeError, SettingsError, ModelMissingError) as exc:
+        print(f"facelive: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("facelive: server stopped", file=sys.stderr)
+    return EXIT_OK
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        data_dir=args.data_dir,
+        models_dir=args.models_dir,
+        embedder=getattr(args, "embedder", None),
+        min_face_size=getattr(args, "min_face", None),
+        host=args.host,
+        port=args.port,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+    )
+
+
+def add_serve_command(
+    subparsers: argparse._SubParsersAction,
+    add_common: Callable[[argparse.ArgumentParser], None],
+) -> argparse.ArgumentParser:
+    """Add `serve` to the CLI; add_common adds --data-dir/--models-dir/--embedder/--min-face."""
+    serve = subparsers.add_parser(
+        "serve", help="run the live web app (HTTPS; prints the URL to open)"
+    )
+    add_common(serve)
+    serve.add_argument("--host", help="address to listen on (default: $FACELIVE_HOST or 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="port (default: $FACELIVE_PORT or 5000; 0: any)")
+    serve.add_argument("--certfile", metavar="F",
+                       help="TLS certificate (PEM); default: a self-signed one in the data dir")
+    serve.add_argument("--keyfile", metavar="F", help="TLS private key (PEM), with --certfile")
+    serve.set_defaults(func=cmd_serve)
+    return serve
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The serve command alone, with the CLI's common flags."""
+    from facelive.cli import _common
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="facelive serve")
+    sub = parser.add_subparsers(dest="command")
+    add_serve_command(sub, _common)
+    args = parser.parse_args(["serve", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.exit(main())

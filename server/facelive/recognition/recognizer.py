@@ -1,0 +1,400 @@
+"""The recogniser: frames in, named faces out; enrolment and gallery changes, kept in step
+between the SQLite gallery (what survives a restart) and the in-graph KNN (what answers).
+
+    recognizer = Recognizer.from_settings(settings)
+    report = recognizer.enroll("Zoë 李", [jpeg_bytes, rgb_array], source="upload")
+    faces = recognizer.recognize(frame)          # [RecognizedFace, ...]
+    faces[0].name, faces[0].distance, faces[0].confidence
+
+Every change goes to the gallery first (one transaction) and then to the KNN, under one lock,
+so the two never disagree about order; a crash between them is repaired by the next start,
+which loads the KNN from the gallery. At start, stored faces that have no vector of the
+current embedder (a switch of embedders, an import) are re-embedded from their face patches.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facelive.recognition.gallery import Gallery, ImportReport, PersonInfo
+from facelive.recognition.knn import UNKNOWN_LABEL, KnnIndex, KnnResult
+from facelive.recognition.names import UNKNOWN, name_key, validate_name
+from facelive.recognition.patches import PatchError, decode_patch, make_patch
+from facelive.recognition.pipeline import Face, FaceEngine
+from facelive.settings import Settings
+from facelive.vision.image import ImageError, decode_image
+from facelive.vision.mtcnn import Detection, as_rgb
+
+log = logging.getLogger(__name__)
+
+Frame = np.ndarray | bytes
+# Images per detector call during enrolment / re-embedding: bounds memory for big uploads.
+ENROLL_BATCH = 8
+REEMBED_BATCH = 32
+
+
+@dataclass(frozen=True)
+class RecognizedFace:
+    """One face of a frame. box: (x, y, w, h) in frame pixels; landmarks: five (x, y) points
+    (eyes, nose, mouth corners); score: detector probability; name: the person or "unknown";
+    distance: Euclidean distance (unit embeddings, 0..2) to the nearest example of `name`, or
+    of the closest person when unknown, None with an empty gallery; confidence: 0..1 (see
+    knn.py); embedding: (D,) float32 unit vector."""
+
+    box: tuple[float, float, float, float]
+    landmarks: tuple[tuple[float, float], ...]
+    score: float
+    name: str
+    distance: float | None
+    confidence: float
+    person: int | None = None
+    embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: {box: [x, y, w, h], score, landmarks, name, distance, confidence}."""
+        return {
+            "box": [round(v, 1) for v in self.box],
+            "score": round(self.score, 4),
+            "landmarks": [[round(x, 1), round(y, 1)] for x, y in self.landmarks],
+            "name": self.name,
+            "distance": None if self.distance is None else round(self.distance, 4),
+            "confidence": round(self.confidence, 4),
+        }
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An input left out of an enrolment: its position in the list and why."""
+
+    index: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class EnrollReport:
+    """name: as stored (an existing person keeps their spelling); person: id, None when
+    nothing was added; example_ids: one per accepted image, in input order; accepted: their
+    input positions; warnings: accepted faces that look like someone else."""
+
+    name: str
+    person: int | None
+    example_ids: list[int]
+    accepted: list[int]
+    skipped: list[Skipped]
+    warnings: list[str]
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
+
+
+class Recognizer:
+    """Thread-safe: recognise from many threads; enrol/rename/delete from any thread."""
+
+    def __init__(
+        self,
+        engine: FaceEngine,
+        gallery: Gallery,
+        *,
+        k: int = 5,
+        threshold: float | None = None,
+        max_pixels: int = 40_000_000,
+        max_bytes: int = 20 * 1024 * 1024,
+        refresh_interval: float = 1.0,
+    ) -> None:
+        self.engine = engine
+        self.gallery = gallery
+        self.embedder = engine.embedder
+        self.threshold = float(self.embedder.threshold if threshold is None else threshold)
+        self.max_pixels, self.max_bytes = max_pixels, max_bytes
+        self.knn = KnnIndex(int(self.embedder.dim), k=k)
+        self._classify = self.knn.crop_classifier(self.embedder)
+        self._names: dict[int, str] = {}
+        self._mutate = threading.RLock()
+        self._refresh_interval = refresh_interval
+        self._last_refresh = time.monotonic()
+        self.last_timings: dict[str, float] = {}
+        self.reload()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, engine: FaceEngine | None = None) -> Recognizer:
+        """Load the models (or use `engine`) and open `gallery.sqlite3` in the data dir."""
+        engine = engine if engine is not None else FaceEngine(settings)
+        gallery = Gallery.in_dir(settings.data_dir)
+        try:
+            return cls(
+                engine,
+                gallery,
+                k=settings.knn_k,
+                threshold=settings.match_threshold,
+                max_pixels=settings.max_image_pixels,
+                max_bytes=settings.max_image_bytes,
+            )
+        except BaseException:
+            gallery.close()
+            raise
+
+    def close(self) -> None:
+        self.gallery.close()
+
+    def __enter__(self) -> Recognizer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ state
+    @property
+    def embedder_name(self) -> str:
+        return str(self.embedder.name)
+
+    @property
+    def gallery_size(self) -> int:
+        """Stored examples the KNN searches."""
+        return len(self.knn)
+
+    def people(self) -> list[PersonInfo]:
+        return self.gallery.people()
+
+    def reload(self) -> None:
+        """Rebuild the KNN from the gallery, re-embedding stored faces that lack a vector of
+        this embedder first."""
+        with self._mutate:
+            stored = self.gallery.vectors(self.embedder_name)
+            if len(stored.matrix) and stored.matrix.shape[1] != self.embedder.dim:
+                log.warning("stored %s vectors have the wrong size; re-embedding all",
+                            self.embedder_name)
+                self.reembed(only_missing=False)
+            elif self.gallery.count_missing(self.embedder_name):
+                self.reembed(only_missing=True)
+            else:
+                self._load(stored)
+                return
+            self._load(self.gallery.vectors(self.embedder_name))
+
+    def _load(self, stored: Any) -> None:
+        self.knn.replace_all(stored.matrix.reshape(-1, self.embedder.dim), stored.labels,
+                             stored.example_ids)
+        self._names = dict(stored.names)
+        log.info("gallery: %d people, %d examples (%s)", len(self._names), len(self.knn),
+                 self.embedder_name)
+
+    def refresh(self) -> bool:
+        """Reload when another process (e.g. the CLI) changed the gallery; True if it did."""
+        self._last_refresh = time.monotonic()
+        if self.gallery.changed_elsewhere():
+            self.reload()
+            return True
+        return False
+
+    def reembed(self, only_missing: bool = False) -> int:
+        """Compute this embedder's vectors from the stored face patches (all of them, or those
+        without one) and store them, REEMBED_BATCH per transaction, so an interrupted run
+        keeps its progress. Returns how many were embedded; the KNN is reloaded."""
+        with self._mutate:
+            done = 0
+            batch: list[tuple[int, np.ndarray]] = []
+            missing_for = self.embedder_name if only_missing else None
+            for example in self.gallery.examples(missing_for=missing_for):
+                try:
+                    image = decode_patch(example.patch)
+                    detection = Detection(example.patch.box, 1.0, example.patch.landmarks)
+                    batch.append((example.id, self.embedder.align(image, detection)))
+                except (PatchError, ValueError) as exc:
+                    log.warning("example %d cannot be re-embedded: %s", example.id, exc)
+                if len(batch) == REEMBED_BATCH:
+                    done += self._store_vectors(batch)
+                    batch = []
+            if batch:
+                done += self._store_vectors(batch)
+            if done:
+                log.info("re-embedded %d stored faces with %s", done, self.embedder_name)
+            self._load(self.gallery.vectors(self.embedder_name))
+            return done
+
+    def _store_vectors(self, batch: list[tuple[int, np.ndarray]]) -> int:
+        vectors = self.embedder.embed(np.stack([chip for _, chip in batch]))
+        return self.gallery.set_embeddings(
+            self.embedder_name, {eid: v for (eid, _), v in zip(batch, vectors, strict=True)}
+        )
+
+    # ------------------------------------------------------------ recognition
+    def _to_rgb(self, frame: Frame) -> np.ndarray:
+        if isinstance(frame, bytes | bytearray | memoryview):
+            return decode_image(bytes(frame), self.max_pixels, self.max_bytes)
+        return as_rgb(np.asarray(frame))
+
+    def _names_of(self, labels: np.ndarray) -> list[str]:
+        names = self._names
+        return [UNKNOWN if lab == UNKNOWN_LABEL else names.get(int(lab), UNKNOWN)
+                for lab in labels]
+
+    def recognize(self, frame: Frame) -> list[RecognizedFace]:
+        """One RGB uint8 (H, W, 3) array or encoded image (JPEG, PNG...) -> its faces.
+        Raises ImageError for undecodable bytes."""
+        return self.recognize_batch([frame])[0]
+
+    def recognize_batch(self, frames: Sequence[Frame]) -> list[list[RecognizedFace]]:
+        """Several frames: one detector batch, then one fused embed + KNN call for all
+        faces. last_timings gets {detect, embed, knn} in ms; the KNN runs inside the
+        embedding call, so its time is part of `embed` and `knn` is 0."""
+        if time.monotonic() - self._last_refresh > self._refresh_interval:
+            self.refresh()
+        images = [self._to_rgb(frame) for frame in frames]
+        start = time.perf_counter()
+        analyzed = self.engine.analyze_batch(images, embed=False)
+        detect_ms = _ms(start)
+        start = time.perf_counter()
+        flat = [face for faces in analyzed for face in faces]
+        if not flat:
+            self.last_timings = {"detect": detect_ms, "embed": 0.0, "knn": 0.0}
+            return [[] for _ in analyzed]
+        embeddings, result = self._classify(np.stack([f.chip for f in flat]), self.threshold)
+        self.last_timings = {"detect": detect_ms, "embed": _ms(start), "knn": 0.0}
+        out: list[list[RecognizedFace]] = []
+        position = 0
+        for faces in analyzed:
+            row = []
+            for face in faces:
+                row.append(self._face(face, result, position, embeddings[position]))
+                position += 1
+            out.append(row)
+        return out
+
+    def _face(
+        self, face: Face, result: KnnResult, i: int, embedding: np.ndarray
+    ) -> RecognizedFace:
+        det = face.detection
+        x1, y1, x2, y2 = (float(v) for v in det.box)
+        label = int(result.label[i])
+        distance = float(result.distance[i])
+        return RecognizedFace(
+            box=(x1, y1, x2 - x1, y2 - y1),
+            landmarks=tuple((float(x), float(y)) for x, y in det.landmarks),
+            score=float(det.score),
+            name=self._names_of(np.array([label]))[0],
+            distance=distance if np.isfinite(distance) else None,
+            confidence=float(result.confidence[i]),
+            person=None if label == UNKNOWN_LABEL else label,
+            embedding=embedding,
+        )
+
+    def __call__(self, frames: Sequence[np.ndarray]) -> list[list[dict[str, Any]]]:
+        """The live worker's interface: frames -> JSON-ready faces per frame."""
+        return [[face.to_dict() for face in faces] for faces in self.recognize_batch(frames)]
+
+    def warm_up(self, width: int = 480, height: int = 360) -> None:
+        """Trace the detector for a typical frame size and the fused embed + KNN call."""
+        self.engine.analyze_batch([np.zeros((height, width, 3), np.uint8)], embed=False)
+        size = int(self.embedder.chip_size)
+        self._classify(np.zeros((1, size, size, 3), np.uint8), self.threshold)
+
+    # ------------------------------------------------------------ changes
+    def enroll(
+        self, name: str, images: Sequence[Frame], source: str = "upload"
+    ) -> EnrollReport:
+        """Add example faces of a person (created if new; an existing name in any case is the
+        same person). Each image must show exactly one face; others are skipped with a reason.
+        Nothing is stored when no image is usable. Raises InvalidName for a bad name."""
+        name = validate_name(name)
+        skipped: list[Skipped] = []
+        decoded: list[tuple[int, np.ndarray]] = []
+        for i, image in enumerate(images):
+            try:
+                decoded.append((i, self._to_rgb(image)))
+            except (ImageError, ValueError) as exc:
+                skipped.append(Skipped(i, str(exc)))
+        accepted: list[tuple[int, np.ndarray, Face]] = []
+        for start in range(0, len(decoded), ENROLL_BATCH):
+            chunk = decoded[start : start + ENROLL_BATCH]
+            found = self.engine.analyze_batch([image for _, image in chunk], embed=False)
+            for (i, image), faces in zip(chunk, found, strict=True):
+                if len(faces) == 1:
+                    accepted.append((i, image, faces[0]))
+                elif not faces:
+                    skipped.append(Skipped(i, "no face found"))
+                else:
+                    skipped.append(
+                        Skipped(i, f"{len(faces)} faces found; use a photo of one face only")
+                    )
+        skipped.sort(key=lambda s: s.index)
+        if not accepted:
+            return EnrollReport(name, None, [], [], skipped, [])
+        vectors = self.embedder.embed(np.stack([face.chip for _, _, face in accepted]))
+        patches = [
+            make_patch(image, face.detection.box, face.detection.landmarks)
+            for _, image, face in accepted
+        ]
+        with self._mutate:
+            warnings = self._lookalikes(name, vectors, [i for i, _, _ in accepted])
+            added = self.gallery.add_examples(
+                name, patches, vectors, self.embedder_name, source
+            )
+            self._names = {**self._names, added.person: added.name}
+            self.knn.add(vectors, added.person, np.array(added.example_ids))
+        return EnrollReport(
+            added.name, added.person, added.example_ids, [i for i, _, _ in accepted],
+            skipped, warnings,
+        )
+
+    def _lookalikes(self, name: str, vectors: np.ndarray, positions: list[int]) -> list[str]:
+        """Warnings for faces that the gallery already knows as someone else."""
+        if not len(self.knn):
+            return []
+        result = self.knn.query(vectors, self.threshold)
+        out = []
+        for position, label, distance in zip(
+            positions, result.label, result.distance, strict=True
+        ):
+            other = self._names.get(int(label))
+            if other is not None and name_key(other) != name_key(name):
+                out.append(f"image {position} looks like {other} (distance {distance:.3f})")
+        return out
+
+    def rename(self, old: str, new: str) -> str:
+        """Rename a person: the gallery row and the label table, nothing else."""
+        with self._mutate:
+            stored = self.gallery.rename(old, new)
+            self._names = self.gallery.names()
+            return stored
+
+    def delete(self, name: str) -> int:
+        """Delete a person, their faces and vectors; returns how many examples went."""
+        with self._mutate:
+            person = self.gallery.person(name).id
+            count = self.gallery.delete(name)
+            self.knn.remove_labels([person])
+            self._names = self.gallery.names()
+            return count
+
+    def remove_examples(self, example_ids: Sequence[int]) -> int:
+        with self._mutate:
+            count = self.gallery.remove_examples(example_ids)
+            self.knn.remove_examples(np.asarray(example_ids, np.int64))
+            return count
+
+    def clear(self) -> int:
+        with self._mutate:
+            count = self.gallery.clear()
+            self.knn.clear()
+            self._names = {}
+            return count
+
+    def import_(self, path: str | Path) -> ImportReport:
+        """Merge an export archive, then reload (re-embedding faces that came without this
+        embedder's vectors)."""
+        with self._mutate:
+            report = self.gallery.import_(path)
+            self.reload()
+            return report
+
+    def export(self, path: str | Path) -> int:
+        return self.gallery.export(path)

@@ -1,0 +1,196 @@
+"""Test harness for the live server: `facelive serve` as a subprocess on a free loopback port,
+over HTTPS with its own self-signed certificate, on the real models; and a python-socketio
+client for it. (A module, not a conftest.py: other tests do `from conftest import ...`, which a
+second conftest.py would shadow.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import requests
+import socketio
+
+VIDEO = "video/WDA_AlexandriaOcasioCortez_000.mp4"
+URL_LINE = re.compile(r"https://127\.0\.0\.1:(\d+)/\?token=(\S+)")
+START_TIMEOUT_S = 240  # TensorFlow's import and the models' warm-up on a busy 2-core machine
+
+
+@dataclass
+class LiveServer:
+    proc: subprocess.Popen[str]
+    url: str
+    port: int
+    token: str
+    data_dir: Path
+    output: list[str] = field(default_factory=list)
+    http: requests.Session = field(default_factory=requests.Session)
+
+    def rss_kib(self) -> int:
+        """The server process's resident memory (VmRSS), in KiB."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS in /proc status")
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        """GET over a kept-alive connection (a new TLS connection costs the client tens of ms
+        loading CA certificates). verify=False per request: a session-wide False would lose to
+        $REQUESTS_CA_BUNDLE."""
+        return self.http.get(self.url + path, verify=False, timeout=30, **kwargs)
+
+
+def _pump(stream: Any, lines: list[str]) -> None:
+    for line in stream:
+        lines.append(line.rstrip("\n"))
+
+
+def start_server(models_dir: Path, data_dir: Path) -> LiveServer:
+    """Start `python -m facelive.cli_serve` and wait for its URL line (which has the port,
+    chosen by the server, and the token it made)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+    for name in ("FACELIVE_TOKEN", "FACELIVE_HOST", "FACELIVE_PORT", "FACELIVE_CERTFILE",
+                 "FACELIVE_KEYFILE", "FACELIVE_ALLOWED_ORIGINS"):
+        env.pop(name, None)
+    command = [
+        sys.executable, "-m", "facelive.cli_serve", "--host", "127.0.0.1", "--port", "0",
+        "--data-dir", str(data_dir), "--models-dir", str(models_dir),
+    ]
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    output: list[str] = []
+    threading.Thread(target=_pump, args=(proc.stdout, output), daemon=True).start()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    match = None
+    while match is None:
+        match = next((m for m in map(URL_LINE.search, list(output)) if m), None)
+        if match is None:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("facelive serve did not start:\n" + "\n".join(output[-30:]))
+            time.sleep(0.2)
+    port, token = int(match.group(1)), match.group(2)
+    return LiveServer(proc, f"https://127.0.0.1:{port}", port, token, data_dir, output)
+
+
+def stop_server(server: LiveServer) -> None:
+    server.proc.terminate()
+    try:
+        server.proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+        server.proc.wait()
+
+
+class LiveClient:
+    """An asyncio Socket.IO client of the live protocol, over WebSocket like the page. Every
+    `faces`, `error` and `hello` event lands in one queue, in arrival order.
+
+    Asyncio (aiohttp) rather than the threaded client: that one reads and writes one TLS
+    socket from two threads at once, which Python's ssl does not support, and drops wss://
+    connections at random (python-socketio issues 1568 and 1577)."""
+
+    def __init__(
+        self, server: LiveServer, token: str | None = None, origin: str | None = None
+    ) -> None:
+        # aiohttp sends no Origin header unless given one, like a non-browser client.
+        extra = {"origin": origin} if origin else {}
+        self.sio = socketio.AsyncClient(
+            ssl_verify=False, reconnection=False, websocket_extra_options=extra
+        )
+        self.server = server
+        self.token = token
+        self.events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        for name in ("faces", "error", "hello"):
+            self.sio.on(name, self._recorder(name))
+        self.refusals: list[Any] = []  # why the server refused to connect, if it did
+        self.sio.on("connect_error", self.refusals.append)
+
+    def _recorder(self, name: str) -> Any:
+        async def record(payload: Any) -> None:
+            self.events.put_nowait((name, payload))
+
+        return record
+
+    async def connect(self) -> LiveClient:
+        auth = {"token": self.token} if self.token is not None else None
+        await self.sio.connect(
+            self.server.url, transports=["websocket"], auth=auth, wait_timeout=20
+        )
+        return self
+
+    async def next_event(self, timeout: float = 60) -> tuple[str, Any]:
+        """The next faces/error event (hello is skipped). TimeoutError when none comes."""
+        while True:
+            name, payload = await asyncio.wait_for(self.events.get(), timeout)
+            if name != "hello":
+                return name, payload
+
+    async def hello(self, timeout: float = 20) -> dict[str, Any]:
+        while True:
+            name, payload = await asyncio.wait_for(self.events.get(), timeout)
+            if name == "hello":
+                return payload
+
+    async def send(self, seq: Any, image: Any) -> None:
+        await self.sio.emit("frame", {"seq": seq, "image": image})
+
+    async def ask(self, seq: int, image: bytes, timeout: float = 60) -> tuple[str, Any]:
+        """Send one frame and wait for the event that answers it."""
+        await self.send(seq, image)
+        return await self.next_event(timeout)
+
+    async def no_more_events(self, wait_s: float = 0.5) -> bool:
+        try:
+            await self.next_event(timeout=wait_s)
+        except TimeoutError:
+            return True
+        return False
+
+    async def close(self) -> None:
+        if self.sio.connected:
+            await self.sio.disconnect()
+
+
+@contextlib.asynccontextmanager
+async def live_client(
+    server: LiveServer, token: str | None = None, origin: str | None = None
+) -> AsyncIterator[LiveClient]:
+    client = LiveClient(server, token=token, origin=origin)
+    await client.connect()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def read_video_frames(path: Path, count: int, size: int, quality: int) -> list[bytes]:
+    """The first `count` frames of a video, resized to size x size, as JPEG bytes."""
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    try:
+        while len(frames) < count:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frame = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
+            ok, jpeg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+            frames.append(jpeg.tobytes())
+    finally:
+        capture.release()
+    if len(frames) < count:
+        raise RuntimeError(f"{path}: only {len(frames)} frames, {count} wanted")
+    return frames

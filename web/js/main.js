@@ -1,0 +1,137 @@
+// The live page: camera frames to the server, one at a time, and face boxes back.
+// A new frame goes out only when the reply to the previous one has come (or timed out), so a
+// slow server or network lowers the frame rate instead of building a queue.
+import { Camera } from "./camera.js";
+import { clearFaces, drawFaces } from "./overlay.js";
+import { connectLive, takeToken } from "./socket.js";
+
+const JPEG_QUALITY = 0.7;
+const REPLY_TIMEOUT_MS = 5000; // a lost reply must not stop the stream for good
+const $ = (id) => document.getElementById(id);
+const video = $("video");
+const overlay = $("overlay");
+const camera = new Camera(video);
+
+let running = false;
+let seq = 0;
+let inFlight = null; // {seq, started, frame: {width, height}, timer}
+let shown = { faces: [], frame: null }; // the latest reply, redrawn on resize
+
+// Frames per second over the last two seconds; latency smoothed over recent frames.
+const stats = {
+  replies: [],
+  latency: null,
+  server: null,
+  add(latencyMs, serverMs) {
+    const now = performance.now();
+    this.replies.push(now);
+    while (this.replies[0] < now - 2000) this.replies.shift();
+    const smooth = (old, value) => (old === null ? value : 0.8 * old + 0.2 * value);
+    this.latency = smooth(this.latency, latencyMs);
+    this.server = smooth(this.server, serverMs);
+  },
+  text() {
+    const span = (this.replies.at(-1) - this.replies[0]) / 1000;
+    const fps = this.replies.length > 1 && span > 0 ? (this.replies.length - 1) / span : 0;
+    if (this.latency === null) return "– fps · – ms";
+    return `${fps.toFixed(1)} fps · ${Math.round(this.latency)} ms (server ${Math.round(this.server)} ms)`;
+  },
+};
+
+function say(text) {
+  $("message").textContent = text || "";
+  $("message").hidden = !text;
+}
+
+const live = connectLive(takeToken(), {
+  onStatus(state, text) {
+    $("connection").dataset.state = state;
+    $("connection").textContent = text;
+    if (state === "connected") pump();
+    else finish();
+  },
+  onHello(info) {
+    const role = info.can_change ? "" : " · view only (open the link with the token to edit)";
+    $("details").textContent =
+      `FaceLive ${info.version} · embedder ${info.embedder} · ${info.gallery_size} in gallery${role}`;
+  },
+  onFaces(reply) {
+    if (!inFlight || reply.seq !== inFlight.seq) return; // a reply to a frame we gave up on
+    stats.add(performance.now() - inFlight.started, reply.ms.total);
+    $("stats").textContent = stats.text();
+    shown = { faces: reply.faces, frame: inFlight.frame };
+    drawFaces(overlay, video, shown.faces, shown.frame, camera.mirrored);
+    finish();
+  },
+  onError(error) {
+    say(error.message);
+    if (inFlight && error.seq === inFlight.seq) finish();
+  },
+});
+
+/** The frame in flight is answered (or abandoned): schedule the next one. */
+function finish() {
+  if (inFlight) clearTimeout(inFlight.timer);
+  inFlight = null;
+  // requestAnimationFrame: no faster than the screen, and paused while the tab is hidden.
+  requestAnimationFrame(pump);
+}
+
+async function pump() {
+  if (!running || inFlight || !live.connected || !camera.ready) return;
+  const mine = { seq: ++seq, started: performance.now(), frame: null, timer: 0 };
+  mine.timer = setTimeout(() => inFlight === mine && finish(), REPLY_TIMEOUT_MS);
+  inFlight = mine;
+  try {
+    const shot = await camera.grab(Number($("detail").value), JPEG_QUALITY);
+    mine.frame = { width: shot.width, height: shot.height };
+    const bytes = await shot.blob.arrayBuffer();
+    if (inFlight === mine) live.sendFrame(mine.seq, bytes);
+  } catch (err) {
+    say(err.message);
+    if (inFlight === mine) {
+      clearTimeout(mine.timer);
+      inFlight = null;
+      setTimeout(pump, 500);
+    }
+  }
+}
+
+async function startCamera(facing) {
+  say("");
+  try {
+    await camera.start(facing);
+  } catch (err) {
+    running = false;
+    $("start").textContent = "Start camera";
+    say(err.name === "NotAllowedError" ? "Camera permission was refused." : `Camera: ${err.message}`);
+    return;
+  }
+  running = true;
+  $("start").textContent = "Stop camera";
+  video.classList.toggle("mirrored", camera.mirrored);
+  $("switch").hidden = !(await camera.hasSeveralCameras());
+  pump();
+}
+
+function stopCamera() {
+  running = false;
+  camera.stop();
+  shown = { faces: [], frame: null };
+  clearFaces(overlay);
+  $("start").textContent = "Start camera";
+}
+
+$("start").addEventListener("click", () => (running ? stopCamera() : startCamera()));
+$("switch").addEventListener("click", () => {
+  shown = { faces: [], frame: null };
+  clearFaces(overlay);
+  startCamera(camera.facing === "environment" ? "user" : "environment");
+});
+video.addEventListener("loadeddata", pump);
+window.addEventListener("resize", () => {
+  if (shown.frame) drawFaces(overlay, video, shown.faces, shown.frame, camera.mirrored);
+  else clearFaces(overlay);
+});
+
+startCamera();
