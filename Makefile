@@ -8,8 +8,10 @@ STAMP   := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements_dev.txt pyproject.toml docker/install.sh
+$(STAMP): requirements.txt requirements_dev.txt pyproject.toml docker/install.sh \
+          web/package.json web/package-lock.json
 	bash docker/install.sh $(VENV) dev
+	npm ci --prefix web --no-audit --no-fund
 	touch $(STAMP)
 
 models: setup

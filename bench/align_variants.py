@@ -42,9 +42,10 @@ def variants(names: list[str] | None) -> dict[str, tuple[np.ndarray, np.ndarray]
         "eyes x4": (BASE, np.array([4, 4, 1, 1, 1], np.float32)),
         "no mouth": (BASE, np.array([1, 1, 1, 0, 0], np.float32)),
     }
-    for scale in (0.97, 1.03):
-        out[f"inverse-variance, scaled x{scale}"] = (
-            (BASE - CENTRE) * scale + CENTRE, inverse_variance)
+    for scale in (0.96, 1.04):
+        out[f"scaled x{scale}"] = ((BASE - CENTRE) * scale + CENTRE, UNIFORM)
+    for dy in (-2.0, 2.0):
+        out[f"shifted dy={dy:+}"] = (BASE + np.array([0, dy], np.float32), UNIFORM)
     return {k: v for k, v in out.items() if not names or k in names}
 
 

@@ -50,6 +50,10 @@ def _emit_json(payload: dict[str, Any], target: str | None = None) -> None:
 
 
 def _engine(settings: Settings):  # noqa: ANN202 - lazy import keeps TF out of --help
+    from facelive.models.store import check_ready
+
+    # Before TensorFlow loads: a missing model is then one line, not one line among TF's.
+    check_ready(settings.models_dir, settings.embedder)
     from facelive.recognition.pipeline import FaceEngine
 
     return FaceEngine(settings)
@@ -71,12 +75,11 @@ def cmd_models_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_models_status(args: argparse.Namespace) -> int:
-    from facelive.models.store import status
-    from facelive.vision.embedders import resolve_embedder_name
+    from facelive.models.store import choose_embedder, status
 
     settings = _settings(args)
     states = status(settings.models_dir, verify=True)
-    embedder = resolve_embedder_name(settings)
+    embedder = choose_embedder(settings.embedder, settings.models_dir)
     if args.json:
         _emit_json({"models_dir": str(settings.models_dir), "embedder": embedder,
                     "models": states})
@@ -99,17 +102,16 @@ def _face_json(det: Any) -> dict[str, Any]:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    from facelive.models.store import ModelMissingError
-    from facelive.vision.embedders import resolve_embedder_name
+    from facelive.models.store import check_ready, choose_embedder
+
+    settings = _settings(args)
+    check_ready(settings.models_dir, None)
+    embedder = choose_embedder(settings.embedder, settings.models_dir)
+    log.info("embedder: %s", embedder)
     from facelive.vision.image import ImageError, read_image
     from facelive.vision.mtcnn import MTCNN
 
-    settings = _settings(args)
-    try:
-        detector = MTCNN.from_settings(settings)
-    except ModelMissingError as exc:
-        raise CommandError(str(exc)) from None
-    log.info("embedder: %s", resolve_embedder_name(settings))
+    detector = MTCNN.from_settings(settings)
     results, failed = [], 0
     for path in args.images:
         try:
@@ -126,7 +128,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
             for face in faces:
                 print(f"  box {face['box']} score {face['score']}")
     if args.json:
-        _emit_json({"embedder": resolve_embedder_name(settings), "images": results})
+        _emit_json({"embedder": embedder, "images": results})
     return EXIT_FAILED if failed else EXIT_OK
 
 

@@ -26,7 +26,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"facelive: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("facelive: server stopped", file=sys.stderr)
+        pass  # Ctrl+C is how a server is stopped (eventlet may also return quietly on it)
+    print("facelive: server stopped", file=sys.stderr)
     return EXIT_OK
 
 
@@ -66,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from facelive.cli import _common
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="facelive serve")
+    parser = argparse.ArgumentParser(prog="facelive")
     sub = parser.add_subparsers(dest="command")
     add_serve_command(sub, _common)
     args = parser.parse_args(["serve", *(sys.argv[1:] if argv is None else argv)])

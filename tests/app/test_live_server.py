@@ -85,8 +85,9 @@ def test_stream_of_200_frames_gets_one_reply_per_frame_in_order(
         assert -20 < x < 320 and -20 < y < 320 and 40 < w < 340 and 40 < h < 340
         assert face["score"] > 0.9
         assert len(face["landmarks"]) == 5
+        # The server starts with an empty gallery: nobody to recognise.
         assert face["name"] == "unknown" and face["distance"] is None
-        assert face["confidence"] is None
+        assert face["confidence"] is None or 0 <= face["confidence"] <= 1
     for reply in replies:
         assert set(reply["ms"]) == {"decode", "detect", "embed", "knn", "total"}
         assert reply["ms"]["total"] >= reply["ms"]["detect"] > 0

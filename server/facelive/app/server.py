@@ -130,6 +130,7 @@ def _start(
     from facelive.app.recognizer import describe, load_recognizer
     from facelive.app.tls import ensure_self_signed, fingerprint
     from facelive.app.web import DEFAULT_WEB_DIR, socket_io_client
+    from facelive.app.worker import on_inference_thread
 
     port = listener.getsockname()[1]
     settings = settings.replace(token=resolve_token(settings))
@@ -143,7 +144,7 @@ def _start(
         recognizer = load_recognizer(settings)
     warm_up = getattr(recognizer, "warm_up", None)
     if callable(warm_up):
-        warm_up()
+        on_inference_thread(warm_up)  # on the thread that will run every later batch
     app, _socketio = create_app(settings, recognizer)
 
     info = describe(recognizer)

@@ -34,6 +34,15 @@ log = logging.getLogger(__name__)
 ACTIVE_S = 1.0
 
 
+def on_inference_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run fn on the inference OS thread and return its result; the calling green thread waits,
+    the event loop does not. Every call into the recognizer (live batches, and gallery changes
+    to come) must go through here: the server gives tpool one thread, so they run one at a
+    time, and the recognizer's locks, green once eventlet has patched `threading`, are never
+    contended from two OS threads."""
+    return tpool.execute(fn, *args, **kwargs)
+
+
 @dataclass
 class _Outcome:
     """What the OS thread hands back for one frame: an event name and its payload."""
@@ -126,7 +135,9 @@ class LiveWorker:
 
     def _run(self, batch: list[tuple[str, Frame]]) -> None:
         try:
-            outcomes, failure = tpool.execute(self._compute, [frame for _, frame in batch])
+            outcomes, failure = on_inference_thread(
+                self._compute, [frame for _, frame in batch]
+            )
         except Exception as exc:  # a bug in _compute: still answer every waiting client
             log.exception("live worker: batch failed")
             message = f"server error ({type(exc).__name__}); see the server log"

@@ -78,3 +78,24 @@ def mtcnn_paths(models_dir: Path) -> tuple[str, list[Path]]:
         if model_state(models_dir, model, verify=False) == "present":
             return model, require(models_dir, model)
     raise ModelMissingError(f"MTCNN weights are missing in {models_dir}: {FETCH_HINT}")
+
+
+def choose_embedder(requested: str, models_dir: Path) -> str:
+    """The embedder a request means on this machine (no TensorFlow needed to decide): `auto`
+    takes facenet when its weights are present, else dlib-resnet, always available offline."""
+    if requested != "auto":
+        return requested
+    return "facenet" if model_state(models_dir, "facenet", verify=False) == "present" else (
+        "dlib-resnet"
+    )
+
+
+def check_ready(models_dir: Path, requested_embedder: str | None) -> str | None:
+    """Raise ModelMissingError (one line naming the fix) unless MTCNN and, when asked for, the
+    embedder's weights are present; returns the embedder name. Cheap: sizes only, no TF."""
+    mtcnn_paths(models_dir)
+    if requested_embedder is None:
+        return None
+    name = choose_embedder(requested_embedder, models_dir)
+    require(models_dir, name)
+    return name

@@ -113,12 +113,8 @@ class FaceNetEmbedder(Embedder):
 
 
 def resolve_embedder_name(settings: Settings) -> str:
-    """The embedder `settings.embedder` means on this machine: `auto` takes facenet when its
-    weights are present and sound, else dlib-resnet."""
-    if settings.embedder != "auto":
-        return settings.embedder
-    state = store.model_state(settings.models_dir, "facenet", verify=False)
-    return "facenet" if state == "present" else "dlib-resnet"
+    """The embedder `settings.embedder` means on this machine (see store.choose_embedder)."""
+    return store.choose_embedder(settings.embedder, settings.models_dir)
 
 
 def create_embedder(settings: Settings) -> Embedder:
