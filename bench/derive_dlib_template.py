@@ -48,6 +48,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--save", help="write the per-face landmarks and dlib transforms (.npz)")
     parser.add_argument("--data", default=os.environ.get(
         "FACELIVE_TEST_DATA", str(REPO.parent / "shared" / "data")))
     args = parser.parse_args()
@@ -60,6 +61,8 @@ def main() -> int:
     files = sorted(Path(args.data, "lfw").glob("*/*.jpg"))
     step = max(len(files) // args.images, 1)
     points = []
+    transforms = []
+    raw_landmarks = []
     for path in files[::step][: args.images]:
         image = read_image(path)
         rects = hog(image, 1)
@@ -73,7 +76,11 @@ def main() -> int:
         details = dlib.get_face_chip_details(predictor(image, rect), 150, 0.25)
         a, t = image_to_chip(details)
         points.append(face.landmarks @ a.T + t)
+        transforms.append(np.hstack([a, t[:, None]]))
+        raw_landmarks.append(face.landmarks)
     stack = np.stack(points)
+    if args.save:
+        np.savez(args.save, landmarks=np.stack(raw_landmarks), transforms=np.stack(transforms))
     mean = stack.mean(axis=0)
     # Mirror: left eye <-> right eye, mouth left <-> mouth right, x -> 149 - x.
     mirrored = mean[[1, 0, 2, 4, 3]].copy()

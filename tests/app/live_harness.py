@@ -57,19 +57,22 @@ def _pump(stream: Any, lines: list[str]) -> None:
         lines.append(line.rstrip("\n"))
 
 
-def start_server(models_dir: Path, data_dir: Path) -> LiveServer:
+def start_server(
+    models_dir: Path, data_dir: Path, env: dict[str, str] | None = None
+) -> LiveServer:
     """Start `python -m facelive.cli_serve` and wait for its URL line (which has the port,
-    chosen by the server, and the token it made)."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+    chosen by the server, and the token it made). env: extra variables (limits, say)."""
+    environ = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
     for name in ("FACELIVE_TOKEN", "FACELIVE_HOST", "FACELIVE_PORT", "FACELIVE_CERTFILE",
                  "FACELIVE_KEYFILE", "FACELIVE_ALLOWED_ORIGINS"):
-        env.pop(name, None)
+        environ.pop(name, None)
+    environ.update(env or {})
     command = [
         sys.executable, "-m", "facelive.cli_serve", "--host", "127.0.0.1", "--port", "0",
         "--data-dir", str(data_dir), "--models-dir", str(models_dir),
     ]
     proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environ
     )
     output: list[str] = []
     threading.Thread(target=_pump, args=(proc.stdout, output), daemon=True).start()
@@ -115,13 +118,18 @@ class LiveClient:
         self.token = token
         self.events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         for name in ("faces", "error", "hello"):
-            self.sio.on(name, self._recorder(name))
+            self.sio.on(name, self._recorder(name, self.events))
+        # Capture progress and gallery news, apart: tests of frames never see them.
+        self.notices: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        for name in ("capture", "people_changed"):
+            self.sio.on(name, self._recorder(name, self.notices))
         self.refusals: list[Any] = []  # why the server refused to connect, if it did
         self.sio.on("connect_error", self.refusals.append)
 
-    def _recorder(self, name: str) -> Any:
+    @staticmethod
+    def _recorder(name: str, queue: asyncio.Queue[tuple[str, Any]]) -> Any:
         async def record(payload: Any) -> None:
-            self.events.put_nowait((name, payload))
+            queue.put_nowait((name, payload))
 
         return record
 
@@ -152,6 +160,14 @@ class LiveClient:
         """Send one frame and wait for the event that answers it."""
         await self.send(seq, image)
         return await self.next_event(timeout)
+
+    async def call(self, event: str, data: Any = None, timeout: float = 120) -> Any:
+        """An event answered by the server's ack (capture_start, capture_save...)."""
+        return await self.sio.call(event, data, timeout=timeout)
+
+    async def next_notice(self, timeout: float = 60) -> tuple[str, Any]:
+        """The next `capture` or `people_changed` event. TimeoutError when none comes."""
+        return await asyncio.wait_for(self.notices.get(), timeout)
 
     async def no_more_events(self, wait_s: float = 0.5) -> bool:
         try:

@@ -1,9 +1,14 @@
-// The live page: camera frames to the server, one at a time, and face boxes back.
+// The live page: camera frames to the server, one at a time, and face boxes back; plus the
+// panels around it (capture, people, photos).
 // A new frame goes out only when the reply to the previous one has come (or timed out), so a
 // slow server or network lowers the frame rate instead of building a queue.
+import { Api } from "./api.js";
 import { Camera } from "./camera.js";
-import { clearFaces, drawFaces } from "./overlay.js";
+import { CaptureView } from "./capture.js";
+import { clearFaces, drawFaces, listLabels } from "./overlay.js";
+import { describeEnrolment, PeopleView } from "./people.js";
 import { connectLive, takeToken } from "./socket.js";
+import { PhotosView } from "./upload.js";
 
 const JPEG_QUALITY = 0.7;
 const REPLY_TIMEOUT_MS = 5000; // a lost reply must not stop the stream for good
@@ -43,7 +48,18 @@ function say(text) {
   $("message").hidden = !text;
 }
 
-const live = connectLive(takeToken(), {
+const token = takeToken();
+const api = new Api(token);
+let server = null; // the `hello` info: version, embedder, limits, can_change
+
+function showDetails(gallerySize) {
+  if (!server) return;
+  const role = server.can_change ? "" : " · view only (open the link with the token to edit)";
+  $("details").textContent = `FaceLive ${server.version} · embedder ${server.embedder} · `
+    + `${gallerySize} examples in gallery${role}`;
+}
+
+const live = connectLive(token, {
   onStatus(state, text) {
     $("connection").dataset.state = state;
     $("connection").textContent = text;
@@ -51,9 +67,13 @@ const live = connectLive(takeToken(), {
     else finish();
   },
   onHello(info) {
-    const role = info.can_change ? "" : " · view only (open the link with the token to edit)";
-    $("details").textContent =
-      `FaceLive ${info.version} · embedder ${info.embedder} · ${info.gallery_size} in gallery${role}`;
+    server = info;
+    if (!info.can_change) api.token = ""; // refused or absent: the page is view-only
+    for (const element of document.querySelectorAll("[data-needs-token]")) {
+      element.hidden = !info.can_change;
+    }
+    showDetails(info.gallery_size);
+    people.refresh();
   },
   onFaces(reply) {
     if (!inFlight || reply.seq !== inFlight.seq) return; // a reply to a frame we gave up on
@@ -61,13 +81,38 @@ const live = connectLive(takeToken(), {
     $("stats").textContent = stats.text();
     shown = { faces: reply.faces, frame: inFlight.frame };
     drawFaces(overlay, video, shown.faces, shown.frame, camera.mirrored);
+    listLabels($("face-labels"), shown.faces);
     finish();
   },
   onError(error) {
     say(error.message);
     if (inFlight && error.seq === inFlight.seq) finish();
   },
+  onCapture(progress) {
+    capture.show(progress);
+  },
+  onPeopleChanged(info) {
+    showDetails(info.gallery_size);
+    people.refresh();
+  },
 });
+
+const capture = new CaptureView({
+  live,
+  say,
+  ensureCamera: () => (running ? Promise.resolve() : startCamera()),
+  onSaved(result) {
+    say(describeEnrolment(result));
+    people.refresh();
+  },
+});
+const people = new PeopleView({ api, say, capture: (name) => capture.start(name) });
+new PhotosView({
+  api,
+  maxFiles: () => server?.upload_limits?.max_files ?? 20,
+  onChanged: () => people.refresh(),
+});
+$("capture").addEventListener("click", () => capture.start());
 
 /** The frame in flight is answered (or abandoned): schedule the next one. */
 function finish() {
@@ -119,7 +164,9 @@ function stopCamera() {
   camera.stop();
   shown = { faces: [], frame: null };
   clearFaces(overlay);
+  listLabels($("face-labels"), []);
   $("start").textContent = "Start camera";
+  if (capture.active) capture.cancel(); // a capture needs the stream
 }
 
 $("start").addEventListener("click", () => (running ? stopCamera() : startCamera()));

@@ -1,4 +1,5 @@
-// The overlay: face boxes, names and confidence drawn on a canvas laid over the video.
+// Face boxes, names and confidence: drawn over the live video, or onto an uploaded photo; and
+// the same names as a text list (screen readers and the browser test read it).
 
 const KNOWN = "#3ddc84";
 const UNKNOWN = "#ffb020";
@@ -28,6 +29,43 @@ function label(face) {
 }
 
 /**
+ * One face: box, landmarks and a label. toX/toY map frame pixels to canvas pixels, k is the
+ * scale; `size` the label's font size in canvas pixels.
+ */
+function paintFace(ctx, face, toX, toY, k, size) {
+  const [x, y, w, h] = face.box;
+  const x1 = Math.min(toX(x), toX(x + w));
+  const y1 = toY(y);
+  const width = w * k;
+  const height = h * k;
+  const colour = face.name === "unknown" ? UNKNOWN : KNOWN;
+  ctx.strokeStyle = colour;
+  ctx.strokeRect(x1, y1, width, height);
+
+  ctx.fillStyle = colour;
+  for (const [lx, ly] of face.landmarks ?? []) {
+    ctx.beginPath();
+    ctx.arc(toX(lx), toY(ly), Math.max(2, size / 7), 0, 2 * Math.PI);
+    ctx.fill();
+  }
+
+  const text = label(face);
+  const pad = size * 0.3;
+  const boxH = size * 1.45;
+  const textW = ctx.measureText(text).width + 2 * pad;
+  const textY = y1 >= boxH ? y1 : y1 + height + boxH; // below the box when there is no room
+  ctx.fillRect(x1 - 1, textY - boxH, textW, boxH);
+  ctx.fillStyle = "#111";
+  ctx.fillText(text, x1 + pad, textY - pad);
+}
+
+function setFont(ctx, size, lineWidth) {
+  ctx.lineWidth = lineWidth;
+  ctx.font = `600 ${size}px system-ui, sans-serif`;
+  ctx.textBaseline = "bottom";
+}
+
+/**
  * Draw `faces` (boxes in the pixels of the sent frame, `frame` = {width, height}) over `video`.
  * The video is shown with object-fit: contain, so the picture may not fill its box; and a
  * mirrored video flips x, while the labels must stay readable, so the flip is done here.
@@ -45,32 +83,30 @@ export function drawFaces(canvas, video, faces, frame, mirrored) {
   const k = picW / frame.width;
   const toX = (x) => left + (mirrored ? picW - x * k : x * k);
   const toY = (y) => top + y * k;
+  setFont(ctx, 14, 2);
+  for (const face of faces) paintFace(ctx, face, toX, toY, k, 14);
+}
 
-  ctx.lineWidth = 2;
-  ctx.font = "600 14px system-ui, sans-serif";
-  ctx.textBaseline = "bottom";
-  for (const face of faces) {
-    const [x, y, w, h] = face.box;
-    const x1 = Math.min(toX(x), toX(x + w));
-    const y1 = toY(y);
-    const width = w * k;
-    const height = h * k;
-    const colour = face.name === "unknown" ? UNKNOWN : KNOWN;
-    ctx.strokeStyle = colour;
-    ctx.strokeRect(x1, y1, width, height);
+/** A photo with its faces drawn on, at the photo's own resolution (CSS scales it down). */
+export function drawOnImage(canvas, image, faces) {
+  canvas.width = image.naturalWidth;
+  canvas.height = image.naturalHeight;
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(image, 0, 0);
+  // Lines and text sized to the photo, so they read the same once it is scaled to fit.
+  const size = Math.max(12, Math.round(canvas.width / 40));
+  setFont(ctx, size, Math.max(2, canvas.width / 300));
+  for (const face of faces) paintFace(ctx, face, (x) => x, (y) => y, 1, size);
+}
 
-    ctx.fillStyle = colour;
-    for (const [lx, ly] of face.landmarks ?? []) {
-      ctx.beginPath();
-      ctx.arc(toX(lx), toY(ly), 2, 0, 2 * Math.PI);
-      ctx.fill();
-    }
-
-    const text = label(face);
-    const textW = ctx.measureText(text).width + 8;
-    const textY = y1 >= 20 ? y1 : y1 + height + 20; // below the box when there is no room above
-    ctx.fillRect(x1 - 1, textY - 20, textW, 20);
-    ctx.fillStyle = "#111";
-    ctx.fillText(text, x1 + 3, textY - 3);
-  }
+/** The faces' names as list items, left to right; the DOM is touched only on a change. */
+export function listLabels(list, faces) {
+  const names = [...faces].sort((a, b) => a.box[0] - b.box[0]).map((face) => face.name);
+  const current = [...list.children].map((item) => item.textContent);
+  if (names.length === current.length && names.every((name, i) => name === current[i])) return;
+  list.replaceChildren(...names.map((name) => {
+    const item = document.createElement("li");
+    item.textContent = name;
+    return item;
+  }));
 }

@@ -1,10 +1,14 @@
-// The server connection: the access token, and the live frame protocol over Socket.IO.
+// The server connection: the access token, and the live protocol over Socket.IO.
 //   frame  {seq, image: JPEG bytes}           ->
 //   faces  {seq, batch, faces: [...], ms: {decode, detect, embed, knn, total}}   <-
 //   error  {seq, message}                       <-
+//   capture_start {count} / capture_cancel / capture_save {name}  ->  (answered by ack)
+//   capture {collected, target, done, hint}     <-  after each frame while capturing
+//   people_changed {gallery_size}               <-  to every page, after any gallery change
 import { io } from "/vendor/socket.io/socket.io.esm.min.js";
 
 const TOKEN_KEY = "facelive.token";
+const ACK_TIMEOUT_MS = 60000; // enrolment runs on the server's busy inference thread
 
 /**
  * The token from the link (?token=...), remembered for later visits and then removed from the
@@ -22,9 +26,15 @@ export function takeToken() {
   return localStorage.getItem(TOKEN_KEY) || "";
 }
 
+/** A token the server refused: forget it, so the page falls back to view-only. */
+export function forgetToken() {
+  localStorage.removeItem(TOKEN_KEY);
+}
+
 /**
  * Connect to the server this page came from. handlers: onStatus(state, text), onHello(info),
- * onFaces(reply), onError(error). Returns {connected, sendFrame(seq, bytes)}.
+ * onFaces(reply), onError(error), onCapture(progress), onPeopleChanged(info).
+ * Returns {connected, sendFrame(seq, bytes), request(event, payload) -> Promise<ack>}.
  */
 export function connectLive(token, handlers) {
   // WebSocket only: frames are binary and frequent; long-polling would only add latency.
@@ -35,7 +45,7 @@ export function connectLive(token, handlers) {
   socket.on("connect_error", (err) => {
     if (err.message === "invalid token") {
       // A stale or mistyped token: forget it and watch without it.
-      localStorage.removeItem(TOKEN_KEY);
+      forgetToken();
       socket.auth = {};
       handlers.onError({ seq: null, message: "The link's token is not valid: view only." });
       socket.connect();
@@ -46,6 +56,8 @@ export function connectLive(token, handlers) {
   socket.on("hello", (info) => handlers.onHello(info));
   socket.on("faces", (reply) => handlers.onFaces(reply));
   socket.on("error", (error) => handlers.onError(error));
+  socket.on("capture", (progress) => handlers.onCapture(progress));
+  socket.on("people_changed", (info) => handlers.onPeopleChanged(info));
 
   return {
     get connected() {
@@ -53,6 +65,14 @@ export function connectLive(token, handlers) {
     },
     sendFrame(seq, bytes) {
       socket.emit("frame", { seq, image: bytes });
+    },
+    /** An event answered by the server's ack: {ok: true, ...} or {ok: false, error}. */
+    async request(event, payload = {}) {
+      try {
+        return await socket.timeout(ACK_TIMEOUT_MS).emitWithAck(event, payload);
+      } catch {
+        return { ok: false, error: "the server did not answer in time" };
+      }
     },
   };
 }

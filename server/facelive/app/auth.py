@@ -37,3 +37,12 @@ def token_matches(given: Any, expected: str) -> bool:
     if not isinstance(given, str) or not given:
         return False
     return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The TOKEN of an `Authorization: Bearer TOKEN` header; None when absent or of another
+    scheme. The scheme is case-insensitive (RFC 9110)."""
+    scheme, _, token = (header or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()

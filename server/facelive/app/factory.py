@@ -8,13 +8,15 @@ from typing import Any
 from flask import Flask
 from flask_socketio import SocketIO
 
-from facelive.app.api import api
+from facelive.app.api import api, json_http_errors
 from facelive.app.auth import resolve_token
-from facelive.app.live import register_live_events
+from facelive.app.live import capture_observer, register_live_events
+from facelive.app.people import People
 from facelive.app.recognizer import load_recognizer
 from facelive.app.state import EXTENSION, LiveState
+from facelive.app.uploads import UploadLimits
 from facelive.app.web import web_blueprint
-from facelive.app.worker import LiveWorker
+from facelive.app.worker import LiveWorker, on_inference_thread
 from facelive.settings import Settings
 
 
@@ -31,15 +33,14 @@ def origin_check(extra: tuple[str, ...]) -> Callable[[str, dict[str, Any]], bool
     return check
 
 
-def create_app(
-    settings: Settings, recognizer: Callable[..., Any] | None = None
-) -> tuple[Flask, SocketIO]:
-    """Build the web app. recognizer: `(RGB frames) -> faces per frame` (see app.recognizer);
-    None loads the models now (ModelMissingError when they are not there)."""
+def create_app(settings: Settings, recognizer: Any | None = None) -> tuple[Flask, SocketIO]:
+    """Build the web app. recognizer: facelive.recognition.recognizer.Recognizer (see
+    app.recognizer); None loads the models now (ModelMissingError when they are not there)."""
     if recognizer is None:
         recognizer = load_recognizer(settings)
+    limits = UploadLimits.from_settings(settings)
     app = Flask(__name__, static_folder=None)
-    # Uploads (to come) are images; refuse larger bodies before reading them.
+    # The default for every request; the upload routes set their own (uploads.read_files).
     app.config["MAX_CONTENT_LENGTH"] = settings.max_image_bytes
     socketio = SocketIO(
         app,
@@ -52,16 +53,30 @@ def create_app(
         logger=False,
         engineio_logger=False,
     )
+
+    def emit_to(event: str, payload: dict[str, Any], sid: str) -> None:
+        socketio.emit(event, payload, to=sid)
+
     worker = LiveWorker(
-        emit=lambda event, payload, sid: socketio.emit(event, payload, to=sid),
+        emit=emit_to,
         spawn=socketio.start_background_task,
         recognizer=recognizer,
         max_pixels=settings.max_frame_pixels,
         max_bytes=settings.max_frame_bytes,
     )
-    state = LiveState(settings=settings, token=resolve_token(settings), worker=worker)
+    state = LiveState(
+        settings=settings,
+        token=resolve_token(settings),
+        worker=worker,
+        people=People(recognizer, on_inference_thread, settings.max_image_pixels,
+                      settings.max_image_bytes),
+        limits=limits,
+        broadcast=lambda event, payload: socketio.emit(event, payload),
+    )
+    worker.observer = capture_observer(state, emit_to)
     app.extensions[EXTENSION] = state
     app.register_blueprint(api)
+    json_http_errors(app)
     app.register_blueprint(web_blueprint(settings.web_dir))
     register_live_events(socketio, state)
     return app, socketio

@@ -1,12 +1,15 @@
-"""Socket.IO events of the live view: connect (token check), frame (queue it), disconnect.
+"""Socket.IO events of the live view: connect (token check), frame (queue it), disconnect; and
+Capture Examples: capture_start, capture_cancel, capture_save (answered through acks).
 
-Each handler does one quick thing and returns; the work happens in the LiveWorker.
+Each handler does one quick thing and returns; the work happens in the LiveWorker, or on the
+inference thread (enrolment, through state.people).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import request
@@ -15,11 +18,33 @@ from flask_socketio import SocketIO, emit
 
 from facelive import __version__
 from facelive.app.auth import token_matches
-from facelive.app.protocol import FrameError, error_reply, parse_frame
+from facelive.app.capture import DEFAULT_TARGET, MAX_TARGET, CaptureSession
+from facelive.app.people import Refusal, Upload
+from facelive.app.protocol import Frame, FrameError, error_reply, parse_frame
 from facelive.app.recognizer import describe
 from facelive.app.state import LiveState
 
 log = logging.getLogger(__name__)
+
+
+def capture_observer(
+    state: LiveState, emit_to: Callable[[str, dict[str, Any], str], None]
+) -> Callable[[str, Frame, list[dict[str, Any]]], None]:
+    """The worker's observer: each answered frame of a capturing client is offered to its
+    capture, and the client hears how far it is."""
+
+    def observe(sid: str, frame: Frame, faces: list[dict[str, Any]]) -> None:
+        session = state.captures.get(sid)
+        if session is None or session.done:
+            return
+        session.offer(frame.data, faces, time.monotonic())
+        emit_to("capture", session.progress(), sid)
+
+    return observe
+
+
+def _failed(message: str) -> dict[str, Any]:
+    return {"ok": False, "error": message}
 
 
 def register_live_events(socketio: SocketIO, state: LiveState) -> None:
@@ -40,12 +65,14 @@ def register_live_events(socketio: SocketIO, state: LiveState) -> None:
             "can_change": bool(given),
             "max_frame_bytes": settings.max_frame_bytes,
             "max_frame_pixels": settings.max_frame_pixels,
+            "upload_limits": state.limits.describe(),
         })
 
     @socketio.on("disconnect")
     def on_disconnect(reason: Any = None) -> None:
         state.worker.forget(request.sid)
         state.writers.discard(request.sid)
+        state.captures.pop(request.sid, None)
 
     @socketio.on("frame")
     def on_frame(message: Any) -> None:
@@ -56,6 +83,45 @@ def register_live_events(socketio: SocketIO, state: LiveState) -> None:
             state.worker.submit(request.sid, frame)
         except FrameError as exc:
             emit("error", error_reply(str(exc), exc.seq))
+
+    @socketio.on("capture_start")
+    def on_capture_start(message: Any = None) -> dict[str, Any]:
+        """{count?} -> {ok, target}: the next frames this client streams are judged."""
+        if request.sid not in state.writers:
+            return _failed("adding people needs the access token (open the link with it)")
+        count = message.get("count", DEFAULT_TARGET) if isinstance(message, dict) else None
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_TARGET:
+            return _failed(f"count must be an integer in 1..{MAX_TARGET}")
+        state.captures[request.sid] = CaptureSession(target=count)
+        return {"ok": True, "target": count}
+
+    @socketio.on("capture_cancel")
+    def on_capture_cancel(message: Any = None) -> dict[str, Any]:
+        state.captures.pop(request.sid, None)
+        return {"ok": True}
+
+    @socketio.on("capture_save")
+    def on_capture_save(message: Any = None) -> dict[str, Any]:
+        """{name} -> {ok, name, examples_added, rejected, warnings}: enrol what was taken.
+        On a refusal (a bad name, say) the frames are kept, so the name can be corrected."""
+        sid = request.sid
+        if sid not in state.writers:
+            return _failed("adding people needs the access token (open the link with it)")
+        session = state.captures.get(sid)
+        if session is None or not session.collected:
+            return _failed("nothing captured: press Capture examples first")
+        name = message.get("name") if isinstance(message, dict) else None
+        if not isinstance(name, str):
+            return _failed("send the person's name: {name}")
+        uploads = [Upload(f"capture {i + 1}", data) for i, data in enumerate(session.images)]
+        try:
+            result = state.people.enroll(name, uploads, source="webcam")
+        except Refusal as refusal:
+            return {"ok": False, **refusal.json()}
+        if state.captures.get(sid) is session:
+            del state.captures[sid]
+        state.people_changed()
+        return {"ok": True, **result}
 
     @socketio.on_error_default
     def on_error(exc: Exception) -> None:

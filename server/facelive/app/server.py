@@ -123,14 +123,9 @@ def serve(
 def _start(
     settings: Settings, recognizer: Callable[..., Any] | None, listener: Any, out: TextIO
 ) -> None:
-    import eventlet.wsgi
-
     from facelive.app.auth import resolve_token
-    from facelive.app.factory import create_app
-    from facelive.app.recognizer import describe, load_recognizer
-    from facelive.app.tls import ensure_self_signed, fingerprint
-    from facelive.app.web import DEFAULT_WEB_DIR, socket_io_client
-    from facelive.app.worker import on_inference_thread
+    from facelive.app.recognizer import load_recognizer
+    from facelive.app.tls import ensure_self_signed
 
     port = listener.getsockname()[1]
     settings = settings.replace(token=resolve_token(settings))
@@ -140,8 +135,34 @@ def _start(
         certfile, keyfile = ensure_self_signed(settings.data_dir / TLS_DIR, [settings.host])
         made = True
     context = _tls_context(certfile, keyfile)
-    if recognizer is None:
-        recognizer = load_recognizer(settings)
+    if recognizer is not None:
+        _run(settings, recognizer, listener, context, port, certfile, made, out)
+        return
+    from facelive.recognition.gallery import GalleryError
+
+    try:
+        loaded = load_recognizer(settings)
+    except GalleryError as exc:  # a corrupt or read-only gallery file: one line
+        raise ServeError(str(exc)) from None
+    try:
+        _run(settings, loaded, listener, context, port, certfile, made, out)
+    finally:
+        loaded.close()  # the gallery's SQLite connection (checkpoints its WAL)
+
+
+def _run(
+    settings: Settings, recognizer: Any, listener: Any, context: Any, port: int,
+    certfile: Path, made: bool, out: TextIO,
+) -> None:
+    """Warm up, build the app, print the banner, serve until interrupted."""
+    import eventlet.wsgi
+
+    from facelive.app.factory import create_app
+    from facelive.app.recognizer import describe
+    from facelive.app.tls import fingerprint
+    from facelive.app.web import DEFAULT_WEB_DIR, socket_io_client
+    from facelive.app.worker import on_inference_thread
+
     warm_up = getattr(recognizer, "warm_up", None)
     if callable(warm_up):
         on_inference_thread(warm_up)  # on the thread that will run every later batch

@@ -1,14 +1,21 @@
-"""What the app's handlers share: settings, the token, the live worker, who may change things.
+"""What the app's handlers share: settings, the token, the live worker, the gallery operations,
+who may change things and whose capture is running.
 
-Kept in `app.extensions["facelive"]` so a blueprint can reach it through `current_app`.
+Kept in `app.extensions["facelive"]` so a blueprint can reach it through `current_app`. Only
+green threads (the event loop's) touch it; the inference thread never does.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from flask import Flask, current_app
 
+from facelive.app.capture import CaptureSession
+from facelive.app.people import People
+from facelive.app.uploads import UploadLimits
 from facelive.app.worker import LiveWorker
 from facelive.settings import Settings
 
@@ -20,8 +27,18 @@ class LiveState:
     settings: Settings
     token: str
     worker: LiveWorker
+    people: People
+    limits: UploadLimits
+    # (event, payload) to every connected page.
+    broadcast: Callable[[str, dict[str, Any]], None]
     # Socket.IO sids that connected with the right token: allowed to change the gallery.
     writers: set[str] = field(default_factory=set)
+    # sid -> its capture in progress (or finished and waiting for a name).
+    captures: dict[str, CaptureSession] = field(default_factory=dict)
+
+    def people_changed(self) -> None:
+        """Tell every page that the gallery changed, so they reload their people list."""
+        self.broadcast("people_changed", {"gallery_size": self.people.gallery_size})
 
 
 def state_of(app: Flask | None = None) -> LiveState:

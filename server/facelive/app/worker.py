@@ -36,10 +36,10 @@ ACTIVE_S = 1.0
 
 def on_inference_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run fn on the inference OS thread and return its result; the calling green thread waits,
-    the event loop does not. Every call into the recognizer (live batches, and gallery changes
-    to come) must go through here: the server gives tpool one thread, so they run one at a
-    time, and the recognizer's locks, green once eventlet has patched `threading`, are never
-    contended from two OS threads."""
+    the event loop does not. Every call into the recognizer (live batches, and the gallery
+    operations of app/people.py) must go through here: the server gives tpool one thread, so
+    they run one at a time, and the recognizer's locks, green once eventlet has patched
+    `threading`, are never contended from two OS threads."""
     return tpool.execute(fn, *args, **kwargs)
 
 
@@ -52,7 +52,9 @@ class _Outcome:
 
 
 class LiveWorker:
-    """emit: `(event, payload, sid)`; recognizer: see facelive.app.recognizer."""
+    """emit: `(event, payload, sid)`; recognizer: see facelive.app.recognizer. `observer`,
+    when set, is called `(sid, frame, faces)` after each answered frame, on the green side
+    (Capture Examples judges the frames of a capturing client there)."""
 
     def __init__(
         self,
@@ -71,6 +73,7 @@ class LiveWorker:
         self._max_bytes = max_bytes
         self._max_batch = max_batch
         self._gather_s = gather_s
+        self.observer: Callable[[str, Frame, list[dict[str, Any]]], None] | None = None
         self._pending: dict[str, Frame] = {}
         self._last_seq: dict[str, int] = {}
         self._last_seen: dict[str, float] = {}
@@ -150,6 +153,11 @@ class LiveWorker:
             if "ms" in outcome.payload:
                 outcome.payload["ms"]["total"] = round((now - frame.received) * 1000.0, 1)
             self._emit(outcome.event, outcome.payload, sid)
+            if self.observer is not None and outcome.event == "faces":
+                try:
+                    self.observer(sid, frame, outcome.payload["faces"])
+                except Exception:  # the other clients of the batch still get their replies
+                    log.exception("live worker: observer failed")
 
     # ----------------------------------------------------------- OS thread (tpool)
     def _compute(self, frames: list[Frame]) -> tuple[list[_Outcome], str | None]:

@@ -1,0 +1,154 @@
+"""Gallery operations for the web layer (REST routes and the capture events), in JSON shapes.
+
+Every call into the recognizer and its gallery runs on the inference thread (`run`, which is
+`worker.on_inference_thread` in the server): one OS thread does all recognizer work, one call
+at a time, so a change never races a live batch and the recognizer's locks (green ones, once
+eventlet has patched `threading`) are never taken from two OS threads. Decoding an uploaded
+image runs there too: it is CPU work the event loop must not do.
+
+Failures the client can act on become `Refusal(status, message)`; the message is shown as is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from facelive.recognition.gallery import GalleryError, PersonExists, PersonNotFound
+from facelive.recognition.names import InvalidName
+from facelive.vision.image import ImageError, decode_image
+
+Run = Callable[..., Any]
+
+
+class Refusal(Exception):
+    """A request that changes nothing: HTTP status, one-line message, extra JSON fields."""
+
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+    def json(self) -> dict[str, Any]:
+        return {"error": self.message, **self.extra}
+
+
+def _refusal(exc: Exception) -> Refusal:
+    """The gallery's and recognizer's errors as HTTP answers."""
+    if isinstance(exc, InvalidName | ImageError):
+        return Refusal(400, str(exc))
+    if isinstance(exc, PersonNotFound):
+        return Refusal(404, str(exc))
+    if isinstance(exc, PersonExists):
+        return Refusal(409, str(exc))
+    return Refusal(500, f"gallery error: {exc}")
+
+
+def thumbnail_url(name: str, example_id: int | None) -> str | None:
+    """Where the page finds a person's thumbnail; `v` changes with the picture (cache key)."""
+    if example_id is None:
+        return None
+    return f"/api/people/{quote(name, safe='')}/thumbnail?v={example_id}"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One uploaded file: the name the client gave it and its bytes."""
+
+    filename: str
+    data: bytes
+
+
+class People:
+    """recognizer: facelive.recognition.recognizer.Recognizer; run: `(fn, *args) -> fn(*args)`
+    on the inference thread; max_pixels/max_bytes: the guards for uploaded images."""
+
+    def __init__(self, recognizer: Any, run: Run, max_pixels: int, max_bytes: int) -> None:
+        self.recognizer = recognizer
+        self._run = run
+        self._max_pixels = max_pixels
+        self._max_bytes = max_bytes
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return self._run(fn, *args)
+        except (GalleryError, InvalidName, ImageError) as exc:
+            raise _refusal(exc) from None
+
+    # ------------------------------------------------------------ reading
+    def list(self) -> list[dict[str, Any]]:
+        """[{name, examples, created, thumbnail}], sorted by name ignoring case."""
+        return [
+            {"name": p.name, "examples": p.examples, "created": round(p.created, 3),
+             "thumbnail": thumbnail_url(p.name, p.thumbnail)}
+            for p in self._call(self.recognizer.people)
+        ]
+
+    def thumbnail(self, name: str) -> bytes:
+        """The JPEG face crop of the person's first example."""
+
+        def crop() -> bytes:
+            person = self.recognizer.gallery.person(name)
+            if person.thumbnail is None:
+                raise Refusal(404, f"{person.name!r} has no examples")
+            return self.recognizer.gallery.crop(person.thumbnail)
+
+        return self._call(crop)
+
+    def identify(self, data: bytes) -> dict[str, Any]:
+        """An encoded image -> {width, height, faces} (faces as in the live protocol)."""
+
+        def recognize() -> dict[str, Any]:
+            image = decode_image(data, self._max_pixels, self._max_bytes)
+            faces = self.recognizer.recognize(image)
+            return {"width": int(image.shape[1]), "height": int(image.shape[0]),
+                    "faces": [face.to_dict() for face in faces]}
+
+        return self._call(recognize)
+
+    # ------------------------------------------------------------ changes
+    def enroll(self, name: str, uploads: Sequence[Upload], source: str) -> dict[str, Any]:
+        """Add example images of `name` (created if new): {name, examples_added, rejected:
+        [{file, reason}], warnings}. Refusal 400, and nothing stored, when no image shows
+        exactly one usable face."""
+        report = self._call(
+            self.recognizer.enroll, name, [u.data for u in uploads], source
+        )
+        rejected = [{"file": uploads[s.index].filename, "reason": s.reason}
+                    for s in report.skipped]
+        if not report.example_ids:
+            reasons = "; ".join(f"{r['file']}: {r['reason']}" for r in rejected)
+            raise Refusal(400, f"no example added ({reasons})", name=report.name,
+                          examples_added=0, rejected=rejected)
+        return {"name": report.name, "examples_added": len(report.example_ids),
+                "rejected": rejected, "warnings": report.warnings}
+
+    def rename(self, old: str, new: Any) -> dict[str, Any]:
+        """{name: as stored, previous}. 404 nobody, 409 someone else's name, 400 bad name."""
+        if not isinstance(new, str):
+            raise Refusal(400, 'send the new name as JSON: {"name": "..."}')
+
+        def change() -> dict[str, Any]:
+            previous = self.recognizer.gallery.person(old).name
+            return {"name": self.recognizer.rename(old, new), "previous": previous}
+
+        return self._call(change)
+
+    def delete(self, name: str) -> dict[str, Any]:
+        """{name, examples_removed}; 404 when there is no such person."""
+
+        def change() -> dict[str, Any]:
+            stored = self.recognizer.gallery.person(name).name
+            return {"name": stored, "examples_removed": self.recognizer.delete(name)}
+
+        return self._call(change)
+
+    def clear(self) -> dict[str, Any]:
+        return {"people_removed": self._call(self.recognizer.clear)}
+
+    @property
+    def gallery_size(self) -> int:
+        return int(self.recognizer.gallery_size)

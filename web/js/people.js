@@ -1,0 +1,163 @@
+// The People panel: everyone in the gallery with a thumbnail and example count; rename,
+// delete, add examples (photos or camera), clear all. Changes go through the REST API; the
+// list reloads on the server's `people_changed`, whoever made the change.
+
+const $ = (id) => document.getElementById(id);
+
+/** "Added 3 examples of Anna; 1 rejected: x.jpg: no face found" */
+export function describeEnrolment(result) {
+  const plural = result.examples_added === 1 ? "example" : "examples";
+  let text = `Added ${result.examples_added} ${plural} of ${result.name}.`;
+  if (result.rejected?.length) {
+    text += ` Not used: ${result.rejected.map((r) => `${r.file} (${r.reason})`).join("; ")}.`;
+  }
+  if (result.warnings?.length) text += ` Note: ${result.warnings.join("; ")}.`;
+  return text;
+}
+
+function button(text, onClick, className = "") {
+  const element = document.createElement("button");
+  element.type = "button";
+  element.textContent = text;
+  element.className = className;
+  element.addEventListener("click", onClick);
+  return element;
+}
+
+export class PeopleView {
+  /** api: Api; capture(name): start a camera capture for that person; say(text). */
+  constructor({ api, capture, say }) {
+    this.api = api;
+    this.capture = capture;
+    this.say = say;
+    this.people = [];
+    this.filesFor = null; // whose "Add photos" opened the file picker
+    this.loading = null;
+    $("people-clear").addEventListener("click", () => this.clearAll());
+    $("people-files").addEventListener("change", () => this.addPhotos());
+  }
+
+  /** Reload the list; overlapping calls share one request. */
+  refresh() {
+    this.loading ??= this.api.people()
+      .then((people) => this.render(people))
+      .catch((err) => this.say(`People: ${err.message}`))
+      .finally(() => { this.loading = null; });
+    return this.loading;
+  }
+
+  render(people) {
+    this.people = people;
+    const total = people.reduce((sum, p) => sum + p.examples, 0);
+    $("people-count").textContent = people.length ? `(${people.length} · ${total} examples)` : "";
+    $("people-empty").hidden = people.length > 0;
+    $("people-clear").hidden = !this.api.canChange || people.length === 0;
+    $("people-names").replaceChildren(...people.map((p) => new Option(p.name)));
+    $("people").replaceChildren(...people.map((p) => this.row(p)));
+  }
+
+  row(person) {
+    const item = document.createElement("li");
+    item.className = "person";
+    item.dataset.name = person.name;
+    const thumb = document.createElement("img");
+    thumb.alt = "";
+    thumb.loading = "lazy";
+    if (person.thumbnail) thumb.src = person.thumbnail;
+    const name = document.createElement("span");
+    name.className = "person-name";
+    name.textContent = person.name;
+    const count = document.createElement("span");
+    count.className = "muted";
+    count.textContent = `${person.examples} example${person.examples === 1 ? "" : "s"}`;
+    const text = document.createElement("div");
+    text.className = "person-text";
+    text.append(name, count);
+    item.append(thumb, text);
+    if (this.api.canChange) {
+      const actions = document.createElement("div");
+      actions.className = "person-actions";
+      actions.append(
+        button("Rename", () => this.startRename(item, person)),
+        button("+ Photos", () => this.pickPhotos(person.name)),
+        button("+ Camera", () => this.capture(person.name)),
+        button("Delete", () => this.remove(person), "danger"),
+      );
+      item.append(actions);
+    }
+    return item;
+  }
+
+  startRename(item, person) {
+    const form = document.createElement("form");
+    form.className = "rename";
+    const input = document.createElement("input");
+    input.value = person.name;
+    input.maxLength = 100;
+    input.required = true;
+    input.setAttribute("aria-label", `New name for ${person.name}`);
+    const save = document.createElement("button");
+    save.type = "submit";
+    save.textContent = "Save";
+    save.className = "primary";
+    form.append(input, save, button("Cancel", () => this.render(this.people)));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        const answer = await this.api.rename(person.name, input.value);
+        this.say(`Renamed ${answer.previous} to ${answer.name}.`);
+        await this.refresh();
+      } catch (err) {
+        this.say(`Rename: ${err.message}`);
+        input.focus();
+      }
+    });
+    item.querySelector(".person-text").replaceWith(form);
+    item.querySelector(".person-actions")?.remove();
+    input.select();
+  }
+
+  pickPhotos(name) {
+    this.filesFor = name;
+    $("people-files").value = "";
+    $("people-files").click();
+  }
+
+  async addPhotos() {
+    const files = [...$("people-files").files];
+    if (!files.length || !this.filesFor) return;
+    this.say(`Adding ${files.length} photo(s) to ${this.filesFor}…`);
+    try {
+      this.say(describeEnrolment(await this.api.addExamples(this.filesFor, files)));
+    } catch (err) {
+      this.say(`Add photos: ${err.message}`);
+    }
+    await this.refresh();
+  }
+
+  async remove(person) {
+    const plural = person.examples === 1 ? "example" : "examples";
+    if (!window.confirm(`Delete ${person.name} and their ${person.examples} ${plural}?`)) return;
+    try {
+      await this.api.remove(person.name);
+      this.say(`Deleted ${person.name}.`);
+    } catch (err) {
+      this.say(`Delete: ${err.message}`);
+    }
+    await this.refresh();
+  }
+
+  async clearAll() {
+    const count = this.people.length;
+    if (!window.confirm(`Delete all ${count} people and every example? This cannot be undone.`)) {
+      return;
+    }
+    try {
+      const answer = await this.api.clear();
+      this.say(`Deleted ${answer.people_removed} people.`);
+    } catch (err) {
+      this.say(`Clear: ${err.message}`);
+    }
+    await this.refresh();
+  }
+}
