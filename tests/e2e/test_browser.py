@@ -28,7 +28,11 @@ from conftest import REPO, skip_or_fail
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
 from live_harness import LiveServer, start_server, stop_server  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    # The server's certificate is self-signed: the test's own requests accept it on purpose.
+    pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning"),
+]
 
 CHROMIUM = Path(os.environ.get("FACELIVE_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = REPO / "artifacts" / "e2e"
@@ -104,6 +108,11 @@ def wait_for_face(page: Any) -> list[str]:
     return labels(page)
 
 
+def person(page: Any, name: str) -> Any:
+    """A person's row in the People panel."""
+    return page.locator(f'#people li[data-name="{name}"]')
+
+
 def shot(page: Any, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / name
@@ -168,6 +177,75 @@ def test_capture_name_and_recognise_in_the_browser(
         assert page.locator("#capture").is_hidden()
         assert page.locator("#people li").count() == 1  # but she sees who is known
         shot(page, "4-stranger.png")
+        assert errors == []
+    finally:
+        browser.close()
+
+
+def test_people_panel_and_photos_in_the_browser(
+    playwright: Any, server: LiveServer, camera_files: dict[str, Path], lfw_dir: Path
+) -> None:
+    bush = [lfw_dir / "George_W_Bush" / f"George_W_Bush_{i:04d}.jpg" for i in (1, 2, 3)]
+    powell = [lfw_dir / "Colin_Powell" / f"Colin_Powell_{i:04d}.jpg" for i in (1, 2)]
+    browser, page, errors = open_page(
+        playwright, camera_files["katie"], f"{server.url}/?token={server.token}"
+    )
+    try:
+        page.wait_for_selector("#enroll-form", state="visible")
+        # Several people at once, each named after the file (LFW style, number dropped).
+        page.set_input_files("#enroll-files", [str(bush[0]), str(bush[1]), str(powell[0])])
+        page.click("#enroll-form button[type=submit]")
+        page.wait_for_selector('#people li[data-name="Colin Powell"]')
+        result = page.locator("#photos-result").text_content()
+        assert "Added 2 examples of George W Bush." in result, result
+        assert "Added 1 example of Colin Powell." in result, result
+
+        # Identify: the photo comes back with its box and name drawn on.
+        page.set_input_files("#identify-file", str(bush[2]))
+        page.click("#identify-form button[type=submit]")
+        page.wait_for_function(
+            "() => document.querySelector('#identify-labels li')?.textContent"
+            " === 'George W Bush'"
+        )
+        assert page.locator("#identify-canvas").is_visible()
+        assert page.evaluate("document.querySelector('#identify-canvas').width") == 250
+        shot(page, "5-photos.png")
+
+        # Add photos to one person, through the file picker of their row.
+        with page.expect_file_chooser() as chooser:
+            person(page, "Colin Powell").get_by_role(
+                "button", name="+ Photos").click()
+        chooser.value.set_files(str(powell[1]))
+        page.wait_for_function(
+            "() => document.querySelector('#people li[data-name=\"Colin Powell\"]')"
+            "?.textContent.includes('2 examples')"
+        )
+
+        # Rename in place.
+        person(page, "Colin Powell").get_by_role("button", name="Rename").click()
+        page.fill("#people form.rename input", "Colin L. Powell")
+        page.click("#people form.rename button[type=submit]")
+        page.wait_for_selector('#people li[data-name="Colin L. Powell"]')
+        assert "Renamed Colin Powell to Colin L. Powell." in page.locator("#message").inner_text()
+
+        # Delete asks first.
+        page.once("dialog", lambda dialog: dialog.accept())
+        person(page, "George W Bush").get_by_role("button", name="Delete").click()
+        page.wait_for_selector('#people li[data-name="George W Bush"]', state="detached")
+
+        # Clear all: saying no changes nothing; yes empties the gallery.
+        names = ["Alexandria", "Colin L. Powell"]
+        assert page.locator("#people li").evaluate_all(
+            "items => items.map((item) => item.dataset.name)") == names
+        page.once("dialog", lambda dialog: dialog.dismiss())
+        page.click("#people-clear")
+        page.wait_for_timeout(500)
+        assert page.locator("#people li").count() == 2
+        assert [p["name"] for p in server.get("/api/people").json()["people"]] == names
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("#people-clear")
+        page.wait_for_selector("#people-empty", state="visible")
+        assert server.get("/api/people").json() == {"people": []}
         assert errors == []
     finally:
         browser.close()

@@ -24,7 +24,10 @@ export function clearFaces(canvas) {
 }
 
 function label(face) {
-  if (face.confidence === null || face.confidence === undefined) return face.name;
+  // A confidence says how sure the match is; a stranger has no match to be sure of.
+  if (face.name === "unknown" || face.confidence === null || face.confidence === undefined) {
+    return face.name;
+  }
   return `${face.name} ${Math.round(face.confidence * 100)}%`;
 }
 

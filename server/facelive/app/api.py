@@ -31,11 +31,11 @@ def changes_gallery(view: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(view)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         state = state_of()
-        header = request.headers.get("Authorization")
-        if not header:
+        given = bearer_token(request.headers.get("Authorization"))
+        if given is None:
             raise Refusal(401, "this change needs the access token: "
                                "send `Authorization: Bearer TOKEN`")
-        if not token_matches(bearer_token(header), state.token):
+        if not token_matches(given, state.token):
             raise Refusal(403, "wrong access token")
         result = view(*args, **kwargs)
         state.people_changed()

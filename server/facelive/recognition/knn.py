@@ -36,7 +36,43 @@ import tensorflow as tf
 
 UNKNOWN_LABEL = -1
 _WEIGHT_EPS = 1e-6
-MIN_CAPACITY = 256
+# Rows per block of the two-stage top-k (see top_k_blocked); capacities are multiples of it.
+BLOCK = 256
+MIN_CAPACITY = BLOCK
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def top_k_blocked(
+    similarity: tf.Tensor, count: tf.Tensor, k: int, block: int = BLOCK
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The k largest of the first `count` columns of (B, N) `similarity` (N a multiple of
+    `block`): ((B, k) values, (B, k) int32 column indices), largest first, ties to the lower
+    index. A column index >= count marks a missing one (fewer than k columns in use).
+
+    Done in two stages because a plain top_k over a million columns is slow on CPU (~4 ms per
+    query row) while a max over blocks of 256 is one vectorised pass: the k best columns lie in
+    the k blocks with the best maxima, and top_k then runs over those few blocks only. One
+    more block is taken than k because the partly used last block may owe its maximum to an
+    unused column.
+    """
+    batch = tf.shape(similarity)[0]
+    blocks_total = tf.shape(similarity)[1] // block
+    blocks = tf.reshape(similarity, [batch, blocks_total, block])
+    neg_inf = tf.constant(-np.inf, similarity.dtype)
+    used = tf.range(blocks_total) * block < count
+    block_max = tf.where(used[None, :], tf.reduce_max(blocks, axis=2), neg_inf)
+    n_blocks = tf.minimum(k + 1, blocks_total)
+    _, chosen = tf.math.top_k(block_max, n_blocks)
+    # In column order, so that top_k's "lower index first" settles ties like a full top_k.
+    chosen = tf.sort(chosen, axis=1)
+    columns = chosen[:, :, None] * block + tf.range(block)[None, None, :]
+    candidates = tf.where(columns < count, tf.gather(blocks, chosen, batch_dims=1), neg_inf)
+    columns = tf.reshape(columns, [batch, -1])
+    values, position = tf.math.top_k(tf.reshape(candidates, [batch, -1]), k)
+    return values, tf.gather(columns, position, batch_dims=1)
 
 
 class ReadWriteLock:
@@ -92,21 +128,28 @@ class KnnResult:
     label: np.ndarray
     distance: np.ndarray
     confidence: np.ndarray
+    runner_up: np.ndarray | None = None
 
 
 class KnnIndex:
     """An in-graph KNN over D-dimensional unit vectors with integer labels (person ids).
 
+    margin: 0 (off) or the least gap, in distance, between the candidate and the nearest
+    neighbour of another label among the K for a match (see the module docstring); it can be
+    changed at any time (`index.margin = m`) without retracing.
+
     Thread-safe: queries run concurrently; add/remove/clear wait for running queries and
     take effect on the next query.
     """
 
-    def __init__(self, dim: int, k: int = 5, capacity: int = MIN_CAPACITY) -> None:
+    def __init__(
+        self, dim: int, k: int = 5, capacity: int = MIN_CAPACITY, margin: float = 0.0
+    ) -> None:
         if dim < 1 or k < 1:
             raise ValueError(f"need dim >= 1 and k >= 1, got dim={dim}, k={k}")
         self.dim = int(dim)
         self.k = int(k)
-        capacity = max(int(capacity), MIN_CAPACITY, self.k)
+        capacity = _round_up(max(int(capacity), MIN_CAPACITY, self.k), BLOCK)
         self._lock = ReadWriteLock()
         # Shape (D, None): growing the capacity assigns a wider value without retracing.
         self._vectors = tf.Variable(
@@ -122,10 +165,14 @@ class KnnIndex:
             name="gallery_labels",
         )
         self._count = tf.Variable(0, dtype=tf.int32, trainable=False, name="gallery_count")
+        self._margin = tf.Variable(0.0, dtype=tf.float32, trainable=False, name="knn_margin")
+        self.margin = margin
         self._capacity = capacity
-        # Host copies of the small per-row data: removals and neighbour ids need them.
-        self._host_labels = np.zeros(0, np.int32)
-        self._host_ids = np.zeros(0, np.int64)
+        # Host copies of the small per-row data (removals and neighbour ids need them), in
+        # buffers of the same capacity so that an add writes only its own rows.
+        self._size = 0
+        self._host_labels_buf = np.full(capacity, UNKNOWN_LABEL, np.int32)
+        self._host_ids_buf = np.full(capacity, -1, np.int64)
         self._query = tf.function(
             self.classify_graph,
             input_signature=[
@@ -136,11 +183,29 @@ class KnnIndex:
 
     # ------------------------------------------------------------ state
     def __len__(self) -> int:
-        return len(self._host_labels)
+        return self._size
 
     @property
     def capacity(self) -> int:
         return self._capacity
+
+    @property
+    def margin(self) -> float:
+        return float(self._margin.numpy())
+
+    @margin.setter
+    def margin(self, value: float) -> None:
+        if not 0.0 <= float(value) < 2.0:
+            raise ValueError(f"margin must be in [0, 2), got {value}")
+        self._margin.assign(float(value))
+
+    @property
+    def _host_labels(self) -> np.ndarray:
+        return self._host_labels_buf[: self._size]
+
+    @property
+    def _host_ids(self) -> np.ndarray:
+        return self._host_ids_buf[: self._size]
 
     @property
     def labels(self) -> np.ndarray:
@@ -191,48 +256,77 @@ class KnnIndex:
         """Swap in a whole new gallery (a reload) as one change: no query sees it half-done."""
         rows = self._rows(vectors, labels, example_ids)
         with self._lock.write():
-            self._host_labels = np.zeros(0, np.int32)
-            self._host_ids = np.zeros(0, np.int64)
+            self._size = 0
             self._append(*rows)
+
+    def _grow(self, needed: int) -> None:
+        """Double the capacity until `needed` rows fit (caller holds the write lock). Copies
+        everything once per doubling, so appending N rows one by one costs O(N) in all."""
+        capacity = self._capacity
+        while capacity < needed:
+            capacity *= 2
+        extra = capacity - self._capacity
+        self._vectors.assign(
+            tf.concat([self._vectors, tf.zeros((self.dim, extra), tf.float32)], axis=1)
+        )
+        self._labels.assign(
+            tf.concat([self._labels, tf.fill([extra], UNKNOWN_LABEL)], axis=0)
+        )
+        for name, fill in (("_host_labels_buf", UNKNOWN_LABEL), ("_host_ids_buf", -1)):
+            old = getattr(self, name)
+            grown = np.full(capacity, fill, old.dtype)
+            grown[: self._size] = old[: self._size]
+            setattr(self, name, grown)
+        self._capacity = capacity
+
+    def _write_rows(self, start: int, matrix: np.ndarray, labels: np.ndarray) -> None:
+        """Write rows start.. into the variables in place. The raw strided-slice assign
+        updates the variable's own buffer; `variable[:, a:b].assign(x)` would first read the
+        whole variable, and that live read makes the update copy every stored row."""
+        end = start + len(matrix)
+        tf.raw_ops.ResourceStridedSliceAssign(
+            ref=self._vectors.handle, begin=[0, start], end=[self.dim, end], strides=[1, 1],
+            value=tf.constant(np.ascontiguousarray(matrix.T)),
+        )
+        tf.raw_ops.ResourceStridedSliceAssign(
+            ref=self._labels.handle, begin=[start], end=[end], strides=[1],
+            value=tf.constant(labels),
+        )
+        # A slice assign puts the variable in "copy on read" mode (made for sparse updates),
+        # in which every query would copy all of it first: switch that off again. No read is
+        # running (the write lock), so nothing else holds the buffer.
+        for variable in (self._vectors, self._labels):
+            tf.raw_ops.DisableCopyOnRead(resource=variable.handle)
 
     def _append(self, matrix: np.ndarray, labels: np.ndarray, ids: np.ndarray) -> None:
         """Write rows after the current ones (caller holds the write lock)."""
-        count = len(self._host_labels)
+        count = self._size
         needed = count + len(matrix)
         if needed > self._capacity:
-            capacity = self._capacity
-            while capacity < needed:
-                capacity *= 2
-            grown = np.zeros((self.dim, capacity), np.float32)
-            grown[:, :count] = self._vectors.numpy()[:, :count]
-            grown[:, count:needed] = matrix.T
-            grown_labels = np.full(capacity, UNKNOWN_LABEL, np.int32)
-            grown_labels[:count] = self._host_labels
-            grown_labels[count:needed] = labels
-            self._vectors.assign(grown)
-            self._labels.assign(grown_labels)
-            self._capacity = capacity
-        elif needed > count:
-            self._vectors[:, count:needed].assign(matrix.T)
-            self._labels[count:needed].assign(labels)
+            self._grow(needed)
+        if needed > count:
+            self._write_rows(count, matrix, labels)
         self._count.assign(needed)
-        self._host_labels = np.concatenate([self._host_labels, labels])
-        self._host_ids = np.concatenate([self._host_ids, ids])
+        self._host_labels_buf[count:needed] = labels
+        self._host_ids_buf[count:needed] = ids
+        self._size = needed
 
     def _keep_only(self, keep: np.ndarray) -> int:
         """Compact the rows where `keep` is True to the front; returns how many went."""
         removed = int((~keep).sum())
         if removed == 0:
             return 0
-        count = len(self._host_labels)
+        count = self._size
         kept = self._vectors.numpy()[:, :count][:, keep]
         left = kept.shape[1]
+        labels = self._host_labels[keep]
+        ids = self._host_ids[keep]
         if left:
-            self._vectors[:, :left].assign(kept)
-            self._labels[:left].assign(self._host_labels[keep])
+            self._write_rows(0, kept.T, labels)
         self._count.assign(left)
-        self._host_labels = self._host_labels[keep]
-        self._host_ids = self._host_ids[keep]
+        self._host_labels_buf[:left] = labels
+        self._host_ids_buf[:left] = ids
+        self._size = left
         return removed
 
     def remove_labels(self, labels: list[int] | np.ndarray) -> int:
@@ -248,28 +342,29 @@ class KnnIndex:
     def clear(self) -> None:
         with self._lock.write():
             self._count.assign(0)
-            self._host_labels = np.zeros(0, np.int32)
-            self._host_ids = np.zeros(0, np.int64)
+            self._size = 0
 
     # ------------------------------------------------------------ queries
+    def nearest_graph(self, queries: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Graph code: (B, D) unit queries -> ((B, K) int32 row indices, (B, K) float32
+        distances), nearest first; -1 and inf where there are fewer than K rows."""
+        count = self._count.read_value()
+        similarity = tf.matmul(queries, self._vectors.read_value())  # (B, capacity)
+        best, indices = top_k_blocked(similarity, count, self.k)
+        valid = indices < count
+        # |q - g|^2 = 2 - 2 q.g for unit vectors.
+        distances = tf.sqrt(tf.maximum(2.0 - 2.0 * best, 0.0))
+        inf = tf.constant(np.inf, tf.float32)
+        return tf.where(valid, indices, -1), tf.where(valid, distances, inf)
+
     def classify_graph(self, queries: tf.Tensor, threshold: tf.Tensor) -> dict[str, tf.Tensor]:
         """Graph code: (B, D) float32 queries, scalar threshold -> dict of tensors (indices,
-        distances, neighbour_labels, candidate, label, distance, confidence). Call it inside
-        a tf.function (see `query` and `crop_classifier`)."""
+        distances, neighbour_labels, candidate, label, distance, runner_up, confidence). Call
+        it inside a tf.function (see `query` and `crop_classifier`)."""
         k = self.k
         queries = tf.math.l2_normalize(queries, axis=1, epsilon=1e-12)
-        count = self._count.read_value()
-        gallery = self._vectors.read_value()
-        # |q - g|^2 = 2 - 2 q.g for unit vectors; one (B, D) x (D, capacity) matmul.
-        similarity = tf.matmul(queries, gallery)
-        squared = tf.maximum(2.0 - 2.0 * similarity, 0.0)
-        in_use = tf.range(tf.shape(gallery)[1]) < count
-        squared = tf.where(in_use[None, :], squared, tf.constant(np.inf, tf.float32))
-        negative, indices = tf.math.top_k(-squared, k=k)
-        distances = tf.sqrt(-negative)
-        valid = indices < count
-        indices = tf.where(valid, indices, -1)
-        distances = tf.where(valid, distances, tf.constant(np.inf, tf.float32))
+        indices, distances = self.nearest_graph(queries)
+        valid = indices >= 0
         labels = tf.where(valid, tf.gather(self._labels.read_value(), tf.maximum(indices, 0)), -1)
 
         weights = tf.where(valid, 1.0 / (distances + _WEIGHT_EPS), 0.0)  # (B, K)
@@ -286,11 +381,15 @@ class KnnIndex:
         winner = tf.where(tf.reduce_max(score, axis=1) > 0.0, winner, 0)
         candidate = tf.gather(labels, winner, batch_dims=1)
         distance = tf.gather(distances, winner, batch_dims=1)
+        other = valid & tf.not_equal(labels, candidate[:, None])
+        runner_up = tf.reduce_min(tf.where(other, distances, np.inf), axis=1)
         total = tf.reduce_sum(weights, axis=1)
         share = tf.math.divide_no_nan(tf.gather(support, winner, batch_dims=1), total)
         closeness = tf.clip_by_value(1.0 - distance / (2.0 * threshold), 0.0, 1.0)
         confidence = tf.where(candidate >= 0, share * closeness, 0.0)
-        label = tf.where(distance <= threshold, candidate, UNKNOWN_LABEL)
+        margin = self._margin.read_value()
+        clear = (margin <= 0.0) | (runner_up - distance >= margin)
+        label = tf.where((distance <= threshold) & clear, candidate, UNKNOWN_LABEL)
         return {
             "indices": indices,
             "distances": distances,
@@ -298,6 +397,7 @@ class KnnIndex:
             "candidate": candidate,
             "label": label,
             "distance": distance,
+            "runner_up": runner_up,
             "confidence": confidence,
         }
 
@@ -316,6 +416,7 @@ class KnnIndex:
             label=out["label"].numpy(),
             distance=out["distance"].numpy(),
             confidence=out["confidence"].numpy(),
+            runner_up=out["runner_up"].numpy(),
         )
 
     def query(self, embeddings: np.ndarray, threshold: float) -> KnnResult:

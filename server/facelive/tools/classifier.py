@@ -4,16 +4,16 @@
   weight 1/distance. Closed-set, like the SVM: every neighbour votes whatever its distance
   (the gallery's "unknown" threshold is not applied); the probability is the winner's share
   of the vote weight.
-- svm: scikit-learn's SVC(kernel="linear", probability=True), as facenet's classifier.py;
-  the probability is Platt scaling's, the prediction its argmax (as facenet did).
+- svm: a linear SVC with Platt-scaled probabilities, as facenet's classifier.py
+  (SVC(kernel="linear", probability=True), written the way scikit-learn 1.9 asks, see
+  SvmClassifier); the prediction is the most probable class, as facenet did.
 
 The model file is an .npz of plain arrays, loaded with allow_pickle=False: nothing in it is
 executed. It keeps the training embeddings and labels, from which both kinds are rebuilt on
-load (the KNN *is* its data; the SVM is refitted: deterministic with a fixed random_state,
-under a second for thousands of embeddings), and probabilities computed at training time on
-a few training rows, which the refit must reproduce, or loading warns that scikit-learn's
-version changed the fit. Pickle (what facenet used) would run arbitrary code from a file
-someone hands you.
+load (the KNN *is* its data; the SVM is refitted: deterministic, about a second for a
+thousand embeddings), and probabilities computed at training time on a few training rows,
+which the refit must reproduce, or loading warns that scikit-learn's version changed the fit.
+Pickle (what facenet used) would run arbitrary code from a file someone hands you.
 """
 
 from __future__ import annotations
@@ -62,12 +62,25 @@ class KnnClassifier:
 
 
 class SvmClassifier:
-    def __init__(self, vectors: np.ndarray, labels: np.ndarray, c: float, seed: int) -> None:
-        from sklearn.svm import SVC  # imported here: scikit-learn is slow to import
+    def __init__(self, vectors: np.ndarray, labels: np.ndarray, c: float) -> None:
+        # imported here: scikit-learn is slow to import and only the SVM needs it
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.svm import SVC
 
-        if len(np.unique(labels)) < 2:
+        counts = np.bincount(labels)
+        counts = counts[counts > 0]
+        if len(counts) < 2:
             raise ToolError("the SVM needs at least two classes to train")
-        self.model = SVC(kernel="linear", C=c, probability=True, random_state=seed)
+        if counts.min() < 2:
+            raise ToolError("the SVM needs at least 2 training images per class "
+                            "(its probabilities are cross-validated); use --classifier knn")
+        # SVC(probability=True), facenet's choice, is deprecated in scikit-learn 1.9; this is
+        # its replacement: Platt (sigmoid) scaling fitted on cross-validated decision values,
+        # then one SVC fitted on all the data. Unshuffled stratified folds: deterministic.
+        self.model = CalibratedClassifierCV(
+            SVC(kernel="linear", C=c), method="sigmoid", cv=int(min(5, counts.min())),
+            ensemble=False,
+        )
         self.model.fit(vectors, labels)
 
     def probabilities(self, vectors: np.ndarray) -> np.ndarray:
@@ -86,8 +99,9 @@ class SvmClassifier:
 
 @dataclass
 class ClassifierModel:
-    """What a model file holds. labels index class_names; params: {"k"} for knn, {"C",
-    "seed"} for svm; check: (rows, probabilities) recorded at training time (svm only)."""
+    """What a model file holds. labels index class_names; params: {"k"} for knn, {"C"} for
+    svm; check: probabilities of the first CHECK_ROWS training rows at training time (svm).
+    """
 
     kind: str
     embedder: str
@@ -108,13 +122,12 @@ class ClassifierModel:
         labels: np.ndarray,
         k: int = 5,
         c: float = 1.0,
-        seed: int = 0,
     ) -> ClassifierModel:
         if kind not in KINDS:
             raise ToolError(f"--classifier must be one of {', '.join(KINDS)}, got {kind!r}")
         if not len(vectors):
             raise ToolError("no training embeddings")
-        params: dict[str, Any] = {"k": int(k)} if kind == "knn" else {"C": c, "seed": seed}
+        params: dict[str, Any] = {"k": int(k)} if kind == "knn" else {"C": float(c)}
         model = cls(kind, embedder, list(class_names), np.asarray(vectors, np.float32),
                     np.asarray(labels, np.int64), params)
         fitted = model.fitted()
@@ -127,9 +140,7 @@ class ClassifierModel:
             if self.kind == "knn":
                 self._fitted = KnnClassifier(self.vectors, self.labels, int(self.params["k"]))
             else:
-                self._fitted = SvmClassifier(
-                    self.vectors, self.labels, float(self.params["C"]), int(self.params["seed"])
-                )
+                self._fitted = SvmClassifier(self.vectors, self.labels, float(self.params["C"]))
         return self._fitted
 
     def predict(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -187,7 +198,7 @@ class ClassifierModel:
         )
         try:
             ok = ok and (kind == "svm" or 1 <= int(params["k"]) <= 100)
-            ok = ok and (kind == "knn" or (float(params["C"]) > 0 and "seed" in params))
+            ok = ok and (kind == "knn" or float(params["C"]) > 0)
         except (KeyError, TypeError, ValueError):
             ok = False
         if not ok:

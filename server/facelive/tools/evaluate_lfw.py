@@ -102,7 +102,7 @@ def pipeline_tag(engine: FaceEngine) -> str:
 
     s = engine.settings
     recipe = (
-        f"{engine.embedder_name}|{align.DLIB_TEMPLATE_150.tobytes().hex()}|"
+        f"{engine.embedder.recipe}|{align.DLIB_TEMPLATE_150.tobytes().hex()}|"
         f"{align.DLIB_TEMPLATE_WEIGHTS.tobytes().hex()}|{s.min_face_size}|"
         f"{s.mtcnn_thresholds}|{s.pyramid_factor}|{align.FACENET_MARGIN}"
     )

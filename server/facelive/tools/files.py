@@ -5,7 +5,7 @@ file is written under a temporary name in the same folder and renamed into place
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,15 +22,14 @@ def atomic_output(target: Path, suffix: str | None = None) -> Iterator[Path]:
     the format from the name (cv2.VideoWriter, np.savez)."""
     target = Path(target)
     parent = target.parent if str(target.parent) else Path(".")
+    tmp = parent / f".{target.name}.{secrets.token_hex(4)}.partial{suffix or target.suffix}"
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(
-            dir=parent, prefix=f".{target.name}.", suffix=".partial" + (suffix or target.suffix)
-        )
+        # Created here ("x": never someone else's file) with the umask's usual permissions,
+        # which mkstemp's 0600 would not give the finished file.
+        tmp.open("x").close()
     except OSError as exc:
         raise ToolError(f"{target}: cannot write here: {exc.strerror or exc}") from None
-    os.close(fd)
-    tmp = Path(name)
     try:
         yield tmp
         os.replace(tmp, target)

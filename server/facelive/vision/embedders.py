@@ -31,6 +31,8 @@ class Embedder(ABC):
     dim: int
     chip_size: int
     threshold: float
+    # Everything besides the weights that changes the vectors; caches key on it.
+    recipe: str = ""
 
     @abstractmethod
     def align(self, image: np.ndarray, detection: Detection) -> np.ndarray:
@@ -59,9 +61,15 @@ def _l2_normalize(x: tf.Tensor) -> tf.Tensor:
 
 
 class DlibResNetEmbedder(Embedder):
+    """dlib's ResNet on a 150x150 chip and on its mirror image, the two unit vectors summed
+    and renormalised. The mirror costs a second pass but lifts LFW accuracy from 0.9895 to
+    0.9915 with our MTCNN alignment (docs/alignment.md): it averages out the asymmetric
+    errors of five-point alignment. Always on, so every stored vector means the same thing."""
+
     name = "dlib-resnet"
     dim = 128
     chip_size = align.DLIB_CHIP_SIZE
+    recipe = "dlib-resnet/mtcnn5/flip-sum"
     # Euclidean distance between unit vectors; see docs/calibration.md for how it was chosen.
     threshold = 0.47
 
@@ -75,7 +83,11 @@ class DlibResNetEmbedder(Embedder):
         )
 
     def _embed_impl(self, crops: tf.Tensor) -> tf.Tensor:
-        return _l2_normalize(self._net(tf.cast(crops, tf.float32)))
+        chips = tf.cast(crops, tf.float32)
+        count = tf.shape(chips)[0]
+        # One network call for the chips and their mirrors: better batching than two.
+        both = _l2_normalize(self._net(tf.concat([chips, tf.reverse(chips, axis=[2])], 0)))
+        return _l2_normalize(both[:count] + both[count:])
 
     def align(self, image: np.ndarray, detection: Detection) -> np.ndarray:
         return align.dlib_chip(image, detection.landmarks, self.chip_size)
@@ -87,6 +99,7 @@ class DlibResNetEmbedder(Embedder):
 class FaceNetEmbedder(Embedder):
     name = "facenet"
     chip_size = align.FACENET_SIZE
+    recipe = "facenet-20180402/box-margin32/fixed-std"
     # FaceNet's authors report their LFW threshold on squared distance of unit vectors (~1.1),
     # i.e. ~1.05 on plain distance; calibrate with `facelive calibrate` on real weights.
     threshold = 1.05

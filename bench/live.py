@@ -1,0 +1,213 @@
+"""Live server benchmark: frames per second and round-trip latency for 1, 4 and 8 clients.
+
+    python bench/live.py [--json] [--clients 1,4,8] [--seconds 15] [--models-dir D] [--data DIR]
+
+A real `facelive serve` subprocess on loopback (HTTPS, WebSocket), with an empty gallery;
+simulated clients send 640x480 JPEGs with one face (the talking-head clip, letterboxed), each
+waiting for the reply before sending its next frame, as the page does. Round trip: from
+sending a frame to receiving its `faces` reply. Needs FACELIVE_TEST_DATA (../shared/data) and
+fetched models.
+
+Targets (2-core CPU): one client >= 15 fps with p95 <= 120 ms; 8 clients together >= 1.3x the
+one-client rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import socketio
+
+REPO = Path(__file__).resolve().parents[1]
+CLIP = "WDA_AlexandriaOcasioCortez_000.mp4"
+URL_LINE = re.compile(r"https://127\.0\.0\.1:(\d+)/")
+WARM_UP_S = 3.0
+TARGET_FPS_1, TARGET_P95_MS_1, TARGET_SCALING_8 = 15.0, 120.0, 1.3
+
+
+def frames_640x480(data: Path, count: int = 200, quality: int = 80) -> list[bytes]:
+    """The clip's frames scaled to 480x480 and centred on a grey 640x480 canvas, as JPEG."""
+    capture = cv2.VideoCapture(str(data / "video" / CLIP))
+    out = []
+    try:
+        while len(out) < count:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            frame = np.full((480, 640, 3), 110, np.uint8)
+            frame[:, 80:560] = cv2.resize(bgr, (480, 480), interpolation=cv2.INTER_AREA)
+            out.append(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])[1]
+                       .tobytes())
+    finally:
+        capture.release()
+    if not out:
+        raise SystemExit(f"bench: cannot read {data / 'video' / CLIP}")
+    return out
+
+
+def start_server(data_dir: Path, models_dir: str | None) -> tuple[subprocess.Popen, str]:
+    """`facelive serve` on a free loopback port; returns (process, https://127.0.0.1:PORT)."""
+    command = [sys.executable, "-m", "facelive.cli_serve", "--host", "127.0.0.1", "--port",
+               "0", "--data-dir", str(data_dir)]
+    if models_dir:
+        command += ["--models-dir", models_dir]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+    env.pop("FACELIVE_PORT", None)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    deadline = time.monotonic() + 240
+    while True:
+        match = next((m for m in map(URL_LINE.search, list(lines)) if m), None)
+        if match:
+            return proc, f"https://127.0.0.1:{match.group(1)}"
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit("bench: the server did not start:\n" + "".join(lines[-20:]))
+        time.sleep(0.2)
+
+
+class Client:
+    """One simulated page: a frame out, its reply back, the next frame out."""
+
+    def __init__(self, url: str, frames: list[bytes], offset: int) -> None:
+        self.url = url
+        self.frames = frames
+        self.offset = offset
+        self.sio = socketio.AsyncClient(ssl_verify=False, reconnection=False)
+        self.replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.sio.on("faces", self.replies.put_nowait)
+        self.sio.on("error", lambda error: self.replies.put_nowait({"error": error}))
+        self.seq = 0
+
+    async def run(self, until: float, record_from: float) -> list[tuple[float, dict]]:
+        """(round trip s, reply) for each frame sent after record_from, until `until`."""
+        await self.sio.connect(self.url, transports=["websocket"], wait_timeout=30)
+        out = []
+        try:
+            while time.perf_counter() < until:
+                self.seq += 1
+                frame = self.frames[(self.offset + self.seq) % len(self.frames)]
+                sent = time.perf_counter()
+                await self.sio.emit("frame", {"seq": self.seq, "image": frame})
+                reply = await asyncio.wait_for(self.replies.get(), 60)
+                if "error" in reply:
+                    raise SystemExit(f"bench: the server answered an error: {reply['error']}")
+                if sent >= record_from:
+                    out.append((time.perf_counter() - sent, reply))
+        finally:
+            await self.sio.disconnect()
+        return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+async def measure(url: str, frames: list[bytes], clients: int, seconds: float) -> dict:
+    start = time.perf_counter()
+    record_from, until = start + WARM_UP_S, start + WARM_UP_S + seconds
+    spread = len(frames) // clients
+    runs = await asyncio.gather(*(Client(url, frames, i * spread).run(until, record_from)
+                                  for i in range(clients)))
+    samples = [sample for run in runs for sample in run]
+    trips = [trip * 1000 for trip, _ in samples]
+    replies = [reply for _, reply in samples]
+    return {
+        "clients": clients,
+        "frames": len(samples),
+        "fps": round(len(samples) / seconds, 1),
+        "fps_per_client": round(len(samples) / seconds / clients, 1),
+        "round_trip_ms_p50": round(percentile(trips, 50), 1),
+        "round_trip_ms_p95": round(percentile(trips, 95), 1),
+        "server_total_ms_p50": round(statistics.median(r["ms"]["total"] for r in replies), 1),
+        "detect_ms_p50": round(statistics.median(r["ms"]["detect"] for r in replies), 1),
+        "embed_ms_p50": round(statistics.median(r["ms"]["embed"] for r in replies), 1),
+        "mean_batch": round(statistics.fmean(r["batch"] for r in replies), 2),
+        "frames_with_a_face": round(sum(bool(r["faces"]) for r in replies) / len(replies), 3),
+    }
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--clients", default="1,4,8", help="client counts, comma-separated")
+    parser.add_argument("--seconds", type=float, default=15.0, help="measured time per count")
+    parser.add_argument("--models-dir")
+    parser.add_argument("--data", default=os.environ.get("FACELIVE_TEST_DATA",
+                                                         str(REPO.parent / "shared" / "data")))
+    args = parser.parse_args()
+    counts = [int(c) for c in args.clients.split(",")]
+    frames = frames_640x480(Path(args.data))
+    with tempfile.TemporaryDirectory(prefix="facelive-bench-") as data_dir:
+        proc, url = start_server(Path(data_dir), args.models_dir)
+        try:
+            import requests
+            import urllib3
+
+            urllib3.disable_warnings()
+            health = requests.get(url + "/api/health", verify=False, timeout=30).json()
+            rows = [asyncio.run(measure(url, frames, n, args.seconds)) for n in counts]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    by_count = {row["clients"]: row for row in rows}
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "embedder": health["embedder"],
+        "frame": "640x480 JPEG (quality 80), one face",
+        "seconds_per_count": args.seconds,
+        "results": rows,
+    }
+    if 1 in by_count:
+        one = by_count[1]
+        checks = {"one_client_fps>=15": one["fps"] >= TARGET_FPS_1,
+                  "one_client_p95<=120ms": one["round_trip_ms_p95"] <= TARGET_P95_MS_1}
+        if 8 in by_count:
+            scaling = by_count[8]["fps"] / one["fps"]
+            results["scaling_8_vs_1"] = round(scaling, 2)
+            checks["8_clients>=1.3x"] = scaling >= TARGET_SCALING_8
+        results["targets_met"] = checks
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for row in rows:
+            print(f"{row['clients']} client(s): {row['fps']} fps ({row['fps_per_client']} each), "
+                  f"round trip p50 {row['round_trip_ms_p50']} ms p95 "
+                  f"{row['round_trip_ms_p95']} ms, mean batch {row['mean_batch']}")
+        for key in ("scaling_8_vs_1", "targets_met"):
+            if key in results:
+                print(f"{key}: {results[key]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

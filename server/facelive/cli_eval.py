@@ -1,0 +1,198 @@
+"""Measurement subcommands of `facelive`: calibrate and evaluate-openset.
+
+Wired into cli.py by `add_eval_commands(subparsers, add_common)`. Both embed LFW images through
+the real engine, with embeddings cached in the data dir (`cache/`), so a rerun costs seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+EXIT_OK = 0
+
+
+def _cli() -> Any:
+    # cli.py imports this module while building its parser: import it back lazily.
+    from facelive import cli
+
+    return cli
+
+
+def _lfw_dir(raw: str) -> Path:
+    path = Path(raw)
+    if not path.is_dir():
+        raise _cli().CommandError(f"{path}: not a directory")
+    return path
+
+
+def _cache_dir(args: argparse.Namespace, settings: Any) -> Path | None:
+    return None if args.no_cache else settings.data_dir / "cache"
+
+
+# ---------------------------------------------------------------- calibrate
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from facelive.recognition.calibration import save_calibration
+    from facelive.tools.calibrate import calibrate
+
+    cli = _cli()
+    settings = cli._settings(args)
+    lfw_dir, pairs = _lfw_dir(args.lfw_dir), Path(args.pairs)
+    if not pairs.is_file():
+        raise cli.CommandError(f"{pairs}: no such pairs file")
+    engine = cli._engine(settings)
+    try:
+        calibration, report = calibrate(
+            engine, lfw_dir, pairs, far=args.far, impostors=args.impostors,
+            cache_dir=_cache_dir(args, settings), per_fold=args.per_fold,
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        raise cli.CommandError(str(exc)) from None
+    if not args.no_store:
+        report["stored"] = str(save_calibration(settings.data_dir, calibration))
+    if args.json:
+        cli._emit_json(report, args.json)
+        if args.json == "-":
+            return EXIT_OK
+    print(f"{report['embedder']}: threshold {report['threshold']} at FAR <= {args.far} "
+          f"({report['impostors']} impostor pairs: {report['impostor_pairs']}, measured FAR "
+          f"{report['measured_far']:.2e}); VAL {report['val']}, accuracy {report['accuracy']}")
+    ref = report["listed_far_1e-3"]
+    print(f"LFW pairs at FAR 1e-3: threshold {ref['threshold']}, VAL {ref['val']}, "
+          f"accuracy {ref['accuracy']}; 10-fold accuracy {report['ten_fold']['accuracy']}")
+    print(f"stored in {report['stored']}" if "stored" in report else "not stored (--no-store)")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- evaluate-openset
+def cmd_evaluate_openset(args: argparse.Namespace) -> int:
+    from facelive.recognition.calibration import active_threshold
+    from facelive.tools.evaluate_openset import evaluate_openset
+
+    cli = _cli()
+    settings = cli._settings(args)
+    lfw_dir = _lfw_dir(args.lfw_dir)
+    engine = cli._engine(settings)
+    embedder = engine.embedder
+    override = args.threshold if args.threshold is not None else settings.match_threshold
+    threshold, source = active_threshold(
+        settings.data_dir, embedder.name, embedder.threshold, override
+    )
+    margin = args.margin if args.margin is not None else float(getattr(embedder, "margin", 0.0))
+    try:
+        result = evaluate_openset(
+            engine, lfw_dir, threshold, threshold_source=source,
+            k=args.k or settings.knn_k, margin=margin, people=args.people,
+            examples=args.examples, strangers=args.strangers, seed=args.seed,
+            max_probes=args.max_probes, cache_dir=_cache_dir(args, settings),
+            variants=args.variants,
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        raise cli.CommandError(str(exc)) from None
+    if args.json:
+        cli._emit_json(result, args.json)
+        if args.json == "-":
+            return EXIT_OK
+    print(f"{result['embedder']}: {result['people']} people x {result['examples']} enrolled, "
+          f"{result['probes']} probes, {result['strangers']} strangers (seed {result['seed']})")
+    print(f"threshold {result['threshold']} ({source}), K {result['k']}, margin "
+          f"{result['margin']}: top-1 {result['top1']}, strangers' false accepts "
+          f"{result['far']}")
+    for budget, best in result["best"].items():
+        if best:
+            print(f"best top-1 at {budget.replace('far', 'FAR ')}: {best['top1']} "
+                  f"(threshold {best['threshold']}, FAR {best['far']})")
+    for name, variant in result.get("variants", {}).items():
+        cells = ", ".join(
+            f"{budget}: {best['top1'] if best else '-'}" for budget, best in variant["best"].items()
+        )
+        print(f"  {name:16s} top-1 {cells}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- parser
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def add_eval_commands(subparsers: Any, add_common: Callable[..., None]) -> None:
+    """Add calibrate and evaluate-openset to `facelive`'s subparsers. `add_common(parser)`
+    adds --data-dir/--models-dir/--embedder/--min-face."""
+    from facelive.recognition.calibration import IMPOSTOR_CHOICES
+
+    cal = subparsers.add_parser(
+        "calibrate", help="measure the match threshold on LFW pairs and store it"
+    )
+    add_common(cal)
+    cal.add_argument("lfw_dir", metavar="LFW_DIR")
+    cal.add_argument("pairs", metavar="PAIRS")
+    cal.add_argument("--far", type=float, default=1e-4,
+                     help="target false-accept rate per impostor pair (default 1e-4: about "
+                          "1-2%% of strangers named with 100 people enrolled)")
+    cal.add_argument("--impostors", choices=IMPOSTOR_CHOICES, default="all",
+                     help="all: every different-person pair among the pairs' images (default);"
+                          " listed: only the pairs file's different pairs")
+    cal.add_argument("--per-fold", type=_positive_int,
+                     help="only N pairs of each fold (a quick subset)")
+    cal.add_argument("--json", nargs="?", const="-", metavar="OUT",
+                     help="print the report as JSON, or write it to OUT")
+    cal.add_argument("--no-store", action="store_true", help="measure only; store nothing")
+    cal.add_argument("--no-cache", action="store_true", help="ignore cached embeddings")
+    cal.set_defaults(func=cmd_calibrate)
+
+    ev = subparsers.add_parser(
+        "evaluate-openset", help="open-set recognition on LFW: enrolled people and strangers"
+    )
+    add_common(ev)
+    ev.add_argument("lfw_dir", metavar="LFW_DIR")
+    ev.add_argument("--people", type=_positive_int, default=100, help="people enrolled")
+    ev.add_argument("--examples", type=_positive_int, default=5, help="photos per person")
+    ev.add_argument("--strangers", type=_positive_int, default=1000,
+                    help="photos of people never enrolled (one per person)")
+    ev.add_argument("--max-probes", type=_positive_int,
+                    help="at most N probe photos per enrolled person (default: all others)")
+    ev.add_argument("--seed", type=int, default=0, help="fixes the choice of people and photos")
+    ev.add_argument("--threshold", type=float,
+                    help="default: FACELIVE_THRESHOLD, the stored calibration or the shipped one")
+    ev.add_argument("--margin", type=float, help="default: the embedder's")
+    ev.add_argument("--k", type=_positive_int, help="neighbours (default: FACELIVE_KNN_K)")
+    ev.add_argument("--variants", action="store_true",
+                    help="also measure the decision-rule variants (K, margin)")
+    ev.add_argument("--json", nargs="?", const="-", metavar="OUT",
+                    help="print the result as JSON, or write it to OUT")
+    ev.add_argument("--no-cache", action="store_true", help="ignore cached embeddings")
+    ev.set_defaults(func=cmd_evaluate_openset)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m facelive.cli_eval COMMAND ...`: facelive's own entry point (same settings,
+    logging and one-line errors) with these commands added, for as long as cli.py does not
+    add them itself; once it does, this is a plain pass-through."""
+    cli = _cli()
+    build = cli.build_parser
+
+    def build_with_eval() -> argparse.ArgumentParser:
+        parser = build()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction) and "calibrate" not in (
+                action.choices or {}
+            ):
+                add_eval_commands(action, cli._common)
+        return parser
+
+    cli.build_parser = build_with_eval
+    try:
+        return int(cli.main(argv))
+    finally:
+        cli.build_parser = build
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

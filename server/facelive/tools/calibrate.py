@@ -1,0 +1,151 @@
+"""`facelive calibrate`: pick the active embedder's match threshold for a target false-accept
+rate on LFW pairs, and store it in the data dir (see recognition/calibration.py).
+
+Genuine pairs are the pairs file's same-person pairs. Impostor pairs are either the file's
+different-person pairs ("listed", 3,000 on full LFW, so FAR moves in steps of 1/3000 and
+nothing below ~3e-4 can be told apart) or every different-person pair among the images the
+pairs file names ("all", ~29.6 million on full LFW), which resolves the small rates a gallery
+of many people needs: a stranger is compared with every enrolled person, so the rate at which
+strangers get a name grows with the gallery (see docs/calibration.md).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facelive.recognition.calibration import (
+    IMPOSTOR_CHOICES,
+    Calibration,
+    Impostors,
+    threshold_at_far,
+)
+from facelive.recognition.pipeline import FaceEngine
+from facelive.recognition.verification import ten_fold, val_far
+from facelive.recognition.verification import threshold_at_far as listed_threshold_at_far
+from facelive.tools.evaluate_lfw import EmbeddingCache, embed_files, pipeline_tag, read_pairs
+from facelive.vision.image import ImageError
+
+# Keep impostor distances up to this only: every useful FAR target (<= 1e-2) sits far below
+# it, and it spares holding all ~30 million in memory.
+_KEEP_BELOW = 0.9
+_BLOCK = 2048
+
+
+def impostor_distances(
+    vectors: np.ndarray, identities: Sequence[str], keep_below: float = _KEEP_BELOW
+) -> tuple[np.ndarray, int]:
+    """Distances of every pair of rows with different identities: (those < keep_below,
+    sorted ascending; how many pairs there are in all). vectors: (N, D) unit rows."""
+    _, ids = np.unique(np.asarray(identities), return_inverse=True)
+    matrix = np.asarray(vectors, np.float64)
+    kept: list[np.ndarray] = []
+    total = 0
+    for start in range(0, len(matrix), _BLOCK):
+        rows = matrix[start : start + _BLOCK]
+        # Only pairs (i, j) with j > i, each pair once.
+        cols = matrix[start:]
+        squared = np.maximum(2.0 - 2.0 * rows @ cols.T, 0.0)
+        upper = np.arange(len(rows))[:, None] < np.arange(len(cols))[None, :]
+        different = upper & (ids[start : start + _BLOCK, None] != ids[None, start:])
+        total += int(different.sum())
+        near = different & (squared < keep_below**2)
+        kept.append(np.sqrt(squared[near]))
+    return np.sort(np.concatenate(kept)) if kept else np.zeros(0), total
+
+
+def calibrate(
+    engine: FaceEngine,
+    lfw_dir: Path,
+    pairs_file: Path,
+    far: float = 1e-4,
+    impostors: Impostors = "all",
+    cache_dir: Path | None = None,
+    per_fold: int | None = None,
+) -> tuple[Calibration, dict[str, Any]]:
+    """Embed the pairs' images (cached), choose the threshold, and measure it.
+
+    Returns (the Calibration to store, a JSON-ready report with the figures around it: VAL
+    and accuracy at the threshold, the listed pairs' threshold at FAR 1e-3 for reference, and
+    the 10-fold accuracy)."""
+    if not 0.0 < far < 1.0:
+        raise ValueError(f"--far must be in (0, 1), got {far}")
+    if impostors not in IMPOSTOR_CHOICES:
+        raise ValueError(f"impostors must be one of {IMPOSTOR_CHOICES}, got {impostors!r}")
+    started = time.monotonic()
+    pairs = read_pairs(lfw_dir, pairs_file, per_fold)
+    files = sorted({p for pair in pairs for p in (pair.file_x, pair.file_y)})
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} pair images are missing, e.g. {missing[0]}")
+    tag = pipeline_tag(engine)
+    cache = EmbeddingCache(cache_dir, tag) if cache_dir else None
+    vectors, stats = embed_files(engine, files, cache, label="calibrate")
+    if stats["unreadable"]:
+        raise ImageError(f"unreadable LFW images: {stats['unreadable'][:3]}")
+
+    same = np.array([p.same for p in pairs])
+    folds = np.array([p.fold for p in pairs])
+    distances = np.array([np.linalg.norm(vectors[p.file_x] - vectors[p.file_y]) for p in pairs])
+    if impostors == "listed":
+        smallest, total = np.sort(distances[~same]), int((~same).sum())
+    else:
+        smallest, total = impostor_distances(
+            np.stack([vectors[f] for f in files]), [f.parent.name for f in files]
+        )
+    threshold = threshold_at_far(smallest, total, far)
+    measured_far = float(np.searchsorted(smallest, threshold, side="right") / total)
+    val, _ = val_far(distances, same, threshold)
+    accuracy = float(np.mean((distances <= threshold) == same))
+
+    # The LFW-protocol figures, for comparison with published ones.
+    listed_1e3 = listed_threshold_at_far(distances, same, 1e-3)
+    val_1e3, far_1e3 = val_far(distances, same, listed_1e3)
+    folds_report = ten_fold(distances, same, folds)
+    calibration = Calibration(
+        embedder=engine.embedder_name,
+        threshold=threshold,
+        far=far,
+        impostors=impostors,
+        measured_far=measured_far,
+        impostor_pairs=total,
+        val=round(val, 5),
+        accuracy=round(accuracy, 5),
+        same_pairs=int(same.sum()),
+        pipeline=tag,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    report = {
+        "embedder": engine.embedder_name,
+        "threshold": threshold,
+        "far": far,
+        "impostors": impostors,
+        "impostor_pairs": total,
+        "measured_far": measured_far,
+        "val": round(val, 5),
+        "accuracy": round(accuracy, 5),
+        "listed_far_1e-3": {
+            "threshold": round(listed_1e3, 4),
+            "val": round(val_1e3, 5),
+            "far": round(far_1e3, 6),
+            "accuracy": round(float(np.mean((distances <= listed_1e3) == same)), 5),
+        },
+        "ten_fold": {
+            "accuracy": round(folds_report.accuracy, 5),
+            "accuracy_std": round(folds_report.accuracy_std, 5),
+            "threshold": round(folds_report.threshold, 4),
+            "val_at_far_1e-3": round(folds_report.val_at_far_1e3, 5),
+        },
+        "pairs": len(pairs),
+        "same_pairs": int(same.sum()),
+        "images": len(files),
+        "no_face": len(stats["no_face"]),
+        "pipeline": tag,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    return calibration, report
