@@ -175,7 +175,9 @@ def main() -> int:
 
             urllib3.disable_warnings()
             health = requests.get(url + "/api/health", verify=False, timeout=30).json()
+            load_before = os.getloadavg()[0]
             rows = [asyncio.run(measure(url, frames, n, args.seconds)) for n in counts]
+            load_after = os.getloadavg()[0]
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -185,6 +187,8 @@ def main() -> int:
         "embedder": health["embedder"],
         "frame": "640x480 JPEG (quality 80), one face",
         "seconds_per_count": args.seconds,
+        # Other work on the machine skews every figure: compare the load with the core count.
+        "load_average_1min": {"before": round(load_before, 2), "after": round(load_after, 2)},
         "results": rows,
     }
     if 1 in by_count:

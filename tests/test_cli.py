@@ -16,7 +16,9 @@ import pytest
 FACELIVE = [sys.executable, "-m", "facelive.cli"]
 
 
-def run_cli(args: list[str], models_dir: Path, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+def run_cli(
+    args: list[str], models_dir: Path, tmp_path: Path, **env: str
+) -> subprocess.CompletedProcess:
     environment = {
         **os.environ,
         "FACELIVE_MODELS": str(models_dir),

@@ -20,7 +20,7 @@ SMALL_RUNS: dict[str, tuple[dict[str, str], int]] = {
     "lfw_analysis": (
         {"FACELIVE_NB_PAIRS": "4", "FACELIVE_NB_PEOPLE": "4", "FACELIVE_NB_PROBES": "2",
          "FACELIVE_NB_REPEATS": "2"},
-        6,
+        7,
     ),
     "gallery_explorer": ({"FACELIVE_NB_PEOPLE": "5", "FACELIVE_NB_IMAGES": "4"}, 3),
 }

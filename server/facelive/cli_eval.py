@@ -78,7 +78,8 @@ def cmd_evaluate_openset(args: argparse.Namespace) -> int:
     embedder = engine.embedder
     override = args.threshold if args.threshold is not None else settings.match_threshold
     threshold, source = active_threshold(
-        settings.data_dir, embedder.name, embedder.threshold, override
+        settings.data_dir, embedder.name, embedder.threshold, override,
+        getattr(embedder, "recipe", None),
     )
     margin = args.margin if args.margin is not None else float(getattr(embedder, "margin", 0.0))
     try:
@@ -87,7 +88,7 @@ def cmd_evaluate_openset(args: argparse.Namespace) -> int:
             k=args.k or settings.knn_k, margin=margin, people=args.people,
             examples=args.examples, strangers=args.strangers, seed=args.seed,
             max_probes=args.max_probes, cache_dir=_cache_dir(args, settings),
-            variants=args.variants,
+            variants=args.variants, step=args.step,
         )
     except (FileNotFoundError, ValueError) as exc:
         raise cli.CommandError(str(exc)) from None
@@ -161,6 +162,8 @@ def add_eval_commands(subparsers: Any, add_common: Callable[..., None]) -> None:
                     help="default: FACELIVE_THRESHOLD, the stored calibration or the shipped one")
     ev.add_argument("--margin", type=float, help="default: the embedder's")
     ev.add_argument("--k", type=_positive_int, help="neighbours (default: FACELIVE_KNN_K)")
+    ev.add_argument("--step", type=float,
+                    help="threshold step of the curve (default: 1/70 of the threshold)")
     ev.add_argument("--variants", action="store_true",
                     help="also measure the decision-rule variants (K, margin)")
     ev.add_argument("--json", nargs="?", const="-", metavar="OUT",

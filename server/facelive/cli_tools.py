@@ -145,6 +145,8 @@ def cmd_video(args: argparse.Namespace) -> int:
     from facelive.tools.video import annotate_video, open_source
 
     settings = _settings(args)
+    if args.threshold is not None:
+        settings = settings.replace(match_threshold=args.threshold)
     with _friendly():
         # Open it once before the models load, so a bad input fails fast.
         open_source(args.input).capture.release()
@@ -241,4 +243,7 @@ def add_tool_commands(subparsers: Any, add_common: Callable[..., None]) -> None:
     video.add_argument("--every", type=_positive, default=1,
                        help="detect every N frames, track in between (default 1)")
     video.add_argument("--max-frames", type=_positive, help="stop after N frames")
+    video.add_argument("--threshold", type=float,
+                       help="largest distance still called a match (default: "
+                            "$FACELIVE_THRESHOLD or the embedder's calibrated one)")
     video.set_defaults(func=cmd_video)

@@ -45,7 +45,8 @@ class Settings:
     FACELIVE_MODELS_SOURCE -> models_source, FACELIVE_EMBEDDER -> embedder,
     FACELIVE_MIN_FACE -> min_face_size, FACELIVE_MTCNN_THRESHOLDS -> mtcnn_thresholds,
     FACELIVE_PYRAMID_FACTOR -> pyramid_factor, FACELIVE_MAX_IMAGE_PIXELS -> max_image_pixels,
-    FACELIVE_MAX_IMAGE_BYTES -> max_image_bytes.
+    FACELIVE_MAX_IMAGE_BYTES -> max_image_bytes, FACELIVE_MAX_UPLOAD_FILES -> max_upload_files,
+    FACELIVE_MAX_UPLOAD_BYTES -> max_upload_bytes.
     Recognition: FACELIVE_KNN_K -> knn_k, FACELIVE_THRESHOLD -> match_threshold.
     Web server (`facelive serve`): FACELIVE_HOST -> host, FACELIVE_PORT -> port,
     FACELIVE_CERTFILE -> certfile, FACELIVE_KEYFILE -> keyfile, FACELIVE_TOKEN -> token,
@@ -67,6 +68,9 @@ class Settings:
     # Decoded-image guards: refuse before decoding anything bigger (decompression bombs).
     max_image_pixels: int = 40_000_000
     max_image_bytes: int = 20 * 1024 * 1024
+    # Uploads (REST enrol/identify): files per request and bytes per request.
+    max_upload_files: int = 20
+    max_upload_bytes: int = 100 * 1024 * 1024
     # Recognition: neighbours consulted per face; the largest distance (between unit
     # embeddings, 0..2) still called a match, None = the embedder's calibrated threshold.
     knn_k: int = 5
@@ -94,6 +98,14 @@ class Settings:
             )
         if not 8 <= self.min_face_size <= 10_000:
             raise SettingsError(f"FACELIVE_MIN_FACE must be 8..10000, got {self.min_face_size}")
+        if self.max_upload_files < 1:
+            raise SettingsError(
+                f"FACELIVE_MAX_UPLOAD_FILES must be >= 1, got {self.max_upload_files}"
+            )
+        if self.max_upload_bytes < 1024:
+            raise SettingsError(
+                f"FACELIVE_MAX_UPLOAD_BYTES must be >= 1024, got {self.max_upload_bytes}"
+            )
         if not 0.3 <= self.pyramid_factor <= 0.95:
             raise SettingsError(
                 f"FACELIVE_PYRAMID_FACTOR must be in [0.3, 0.95], got {self.pyramid_factor}"
@@ -134,6 +146,8 @@ class Settings:
             ("min_face_size", "FACELIVE_MIN_FACE"),
             ("max_image_pixels", "FACELIVE_MAX_IMAGE_PIXELS"),
             ("max_image_bytes", "FACELIVE_MAX_IMAGE_BYTES"),
+            ("max_upload_files", "FACELIVE_MAX_UPLOAD_FILES"),
+            ("max_upload_bytes", "FACELIVE_MAX_UPLOAD_BYTES"),
             ("knn_k", "FACELIVE_KNN_K"),
             ("port", "FACELIVE_PORT"),
             ("max_frame_bytes", "FACELIVE_MAX_FRAME_BYTES"),

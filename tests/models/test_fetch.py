@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+
 from conftest import MODELS_SOURCE
 from facelive.models import download, store
 from facelive.models.fetch import exit_status, fetch_models, missing_required

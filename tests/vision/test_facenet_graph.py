@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+
 from facelive.vision.facenet import FaceNetGraph, load_facenet
 
 DIM = 16

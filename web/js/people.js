@@ -33,16 +33,30 @@ export class PeopleView {
     this.people = [];
     this.filesFor = null; // whose "Add photos" opened the file picker
     this.loading = null;
+    this.again = false;
     $("people-clear").addEventListener("click", () => this.clearAll());
     $("people-files").addEventListener("change", () => this.addPhotos());
   }
 
-  /** Reload the list; overlapping calls share one request. */
+  /**
+   * Reload the list. A call while a reload is under way asks for one more after it (that one
+   * may have been answered before the change the caller knows of), never for several.
+   */
   refresh() {
-    this.loading ??= this.api.people()
+    if (this.loading) {
+      this.again = true;
+      return this.loading;
+    }
+    this.loading = this.api.people()
       .then((people) => this.render(people))
       .catch((err) => this.say(`People: ${err.message}`))
-      .finally(() => { this.loading = null; });
+      .finally(() => {
+        this.loading = null;
+        if (this.again) {
+          this.again = false;
+          this.refresh();
+        }
+      });
     return this.loading;
   }
 

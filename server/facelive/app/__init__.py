@@ -3,9 +3,12 @@
     server.serve(settings)        run it: patch for eventlet, certificate, token, banner
     factory.create_app(settings, recognizer=None) -> (Flask app, SocketIO)
     live.py      Socket.IO events      worker.py    latest-frame queue, inference thread
-    protocol.py  frame checks, replies recognizer.py what the worker calls (frames -> faces)
-    api.py       REST under /api       web.py       the page and socket.io-client
+    protocol.py  frame checks, replies recognizer.py loading the recognizer; describe()
+    api.py       REST under /api       openapi.py   its OpenAPI document
+    people.py    gallery operations    uploads.py   upload limits, reading multipart files
+    capture.py   Capture Examples      state.py     what the handlers share
     auth.py      access token          tls.py       self-signed certificate
+    web.py       the page and socket.io-client
 
 Nothing is imported here: `serve` must patch the standard library for eventlet before Flask
 and the rest are imported.

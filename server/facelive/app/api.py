@@ -84,7 +84,7 @@ def openapi() -> Response:
 
 @api.get("/people")
 def people() -> Response:
-    return jsonify({"people": state_of().people.list()})
+    return jsonify({"people": state_of().people.everyone()})
 
 
 @api.get("/people/<name>/thumbnail")

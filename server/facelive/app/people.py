@@ -79,7 +79,7 @@ class People:
             raise _refusal(exc) from None
 
     # ------------------------------------------------------------ reading
-    def list(self) -> list[dict[str, Any]]:
+    def everyone(self) -> list[dict[str, Any]]:
         """[{name, examples, created, thumbnail}], sorted by name ignoring case."""
         return [
             {"name": p.name, "examples": p.examples, "created": round(p.created, 3),

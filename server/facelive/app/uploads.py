@@ -16,8 +16,6 @@ from flask import Request
 from facelive.app.people import Refusal, Upload
 from facelive.settings import Settings
 
-DEFAULT_MAX_UPLOAD_FILES = 20
-DEFAULT_MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 # Room for the multipart framing and a small form field (a name) around the files.
 FORM_OVERHEAD_BYTES = 64 * 1024
 
@@ -32,10 +30,8 @@ class UploadLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> UploadLimits:
-        # max_upload_files / max_upload_bytes (FACELIVE_MAX_UPLOAD_FILES / _BYTES) are read when
-        # the settings object has them; the defaults stand in otherwise.
-        files = int(getattr(settings, "max_upload_files", None) or DEFAULT_MAX_UPLOAD_FILES)
-        total = int(getattr(settings, "max_upload_bytes", None) or DEFAULT_MAX_UPLOAD_BYTES)
+        files = settings.max_upload_files
+        total = settings.max_upload_bytes
         per_file = settings.max_image_bytes
         return cls(files, per_file, min(total, files * per_file + FORM_OVERHEAD_BYTES))
 

@@ -38,8 +38,10 @@ class Calibration:
     embeddings (0..2); far: the target false-accept rate per impostor pair; impostors: which
     pairs it was measured on ("listed": the pairs file's different pairs, "all": every
     different-person pair among the pairs' images); measured_far, val (share of the same pairs
-    accepted) and accuracy (over the listed pairs) at the threshold; pipeline: the embedding
-    recipe it holds for (embedder, alignment, detector settings)."""
+    accepted) and accuracy (over the listed pairs) at the threshold; recipe: the embedder's
+    recipe it was measured with (a new recipe moves the distances, so it voids the value);
+    pipeline: the whole embedding recipe (embedder, alignment, detector settings), for the
+    record."""
 
     embedder: str
     threshold: float
@@ -50,6 +52,7 @@ class Calibration:
     val: float
     accuracy: float
     same_pairs: int
+    recipe: str = ""
     pipeline: str = ""
     created: str = ""
 
@@ -73,8 +76,11 @@ def _read(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_calibration(data_dir: Path, embedder: str) -> Calibration | None:
-    """The stored calibration of `embedder`, or None (none stored, or unusable)."""
+def load_calibration(
+    data_dir: Path, embedder: str, recipe: str | None = None
+) -> Calibration | None:
+    """The stored calibration of `embedder`, or None (none stored, unusable, or measured with
+    another recipe than `recipe` when that is given)."""
     entry = _read(_path(data_dir))["embedders"].get(embedder)
     if not isinstance(entry, dict):
         return None
@@ -87,6 +93,12 @@ def load_calibration(data_dir: Path, embedder: str) -> Calibration | None:
         return None
     if not 0.0 < threshold <= 2.0 or calibration.embedder != embedder:
         log.warning("calibration of %s in %s is out of range; ignoring it", embedder, data_dir)
+        return None
+    if recipe and calibration.recipe and calibration.recipe != recipe:
+        log.warning(
+            "calibration of %s in %s was measured with %s, the embedder is now %s; ignoring "
+            "it (run `facelive calibrate` again)", embedder, data_dir, calibration.recipe, recipe
+        )
         return None
     return calibration
 
@@ -111,13 +123,18 @@ def save_calibration(data_dir: Path, calibration: Calibration) -> Path:
 
 
 def active_threshold(
-    data_dir: Path, embedder: str, default: float, override: float | None = None
+    data_dir: Path,
+    embedder: str,
+    default: float,
+    override: float | None = None,
+    recipe: str | None = None,
 ) -> tuple[float, ThresholdSource]:
     """The threshold to decide with and where it came from: the override (FACELIVE_THRESHOLD)
-    first, then the stored calibration of `embedder`, then `default` (the shipped one)."""
+    first, then the stored calibration of `embedder` (if measured with `recipe`), then
+    `default` (the shipped one)."""
     if override is not None:
         return float(override), "FACELIVE_THRESHOLD"
-    stored = load_calibration(data_dir, embedder)
+    stored = load_calibration(data_dir, embedder, recipe)
     if stored is not None:
         return float(stored.threshold), "calibration"
     return float(default), "default"

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from facelive.recognition.calibration import active_threshold
 from facelive.recognition.gallery import Gallery, ImportReport, PersonInfo
 from facelive.recognition.knn import UNKNOWN_LABEL, KnnIndex, KnnResult
 from facelive.recognition.names import UNKNOWN, name_key, validate_name
@@ -106,6 +107,7 @@ class Recognizer:
         *,
         k: int = 5,
         threshold: float | None = None,
+        margin: float | None = None,
         max_pixels: int = 40_000_000,
         max_bytes: int = 20 * 1024 * 1024,
         refresh_interval: float = 1.0,
@@ -114,8 +116,10 @@ class Recognizer:
         self.gallery = gallery
         self.embedder = engine.embedder
         self.threshold = float(self.embedder.threshold if threshold is None else threshold)
+        # The open-set margin (see knn.py) is measured per embedder, like its threshold.
+        margin = float(getattr(self.embedder, "margin", 0.0) if margin is None else margin)
         self.max_pixels, self.max_bytes = max_pixels, max_bytes
-        self.knn = KnnIndex(int(self.embedder.dim), k=k)
+        self.knn = KnnIndex(int(self.embedder.dim), k=k, margin=margin)
         self._classify = self.knn.crop_classifier(self.embedder)
         self._names: dict[int, str] = {}
         self._mutate = threading.RLock()
@@ -126,15 +130,22 @@ class Recognizer:
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: FaceEngine | None = None) -> Recognizer:
-        """Load the models (or use `engine`) and open `gallery.sqlite3` in the data dir."""
+        """Load the models (or use `engine`) and open `gallery.sqlite3` in the data dir. The
+        match threshold is FACELIVE_THRESHOLD, else the one `facelive calibrate` stored in the
+        data dir for this embedder, else the embedder's shipped default."""
         engine = engine if engine is not None else FaceEngine(settings)
+        threshold, source = active_threshold(
+            settings.data_dir, engine.embedder.name, engine.embedder.threshold,
+            settings.match_threshold, getattr(engine.embedder, "recipe", None),
+        )
+        log.info("match threshold %.4f (%s)", threshold, source)
         gallery = Gallery.in_dir(settings.data_dir)
         try:
             return cls(
                 engine,
                 gallery,
                 k=settings.knn_k,
-                threshold=settings.match_threshold,
+                threshold=threshold,
                 max_pixels=settings.max_image_pixels,
                 max_bytes=settings.max_image_bytes,
             )

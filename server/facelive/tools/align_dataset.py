@@ -18,10 +18,12 @@ is saved as the run goes, so an interrupted run leaves only finished files behin
 
 from __future__ import annotations
 
+import fcntl
 import json
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,13 +33,14 @@ import numpy as np
 
 from facelive.recognition.pipeline import FaceEngine, pick_primary
 from facelive.settings import Settings
-from facelive.tools.dataset import list_dataset
+from facelive.tools.dataset import ImageClass, list_dataset
 from facelive.tools.files import ToolError, atomic_output, write_text_atomic
 from facelive.tools.progress import Progress
 from facelive.vision.image import ImageError, read_image
 
 MANIFEST = "aligned.json"
 REPORT = "align_report.txt"
+LOCK = ".align.lock"
 FORMAT = "facelive-aligned/1"
 # Images per detector call: MTCNN shares its network calls across a batch (same-size images
 # share P-Net too), which on LFW is ~2-3x faster per image than one at a time.
@@ -165,12 +168,14 @@ def _align_batch(engine: FaceEngine, jobs: Sequence[Job], size: int, margin: int
     return [results[i] for i in range(len(jobs))]
 
 
-def plan_jobs(raw_dir: Path, out_dir: Path, manifest: Manifest) -> tuple[list[Job], int, int]:
+def plan_jobs(
+    classes: Sequence[ImageClass], out_dir: Path, manifest: Manifest
+) -> tuple[list[Job], int, int]:
     """(jobs to run, crops already done, images already reported as failed)."""
     jobs: list[Job] = []
     done = failed = 0
     seen: dict[str, str] = {}
-    for image_class in list_dataset(raw_dir):
+    for image_class in classes:
         for source in image_class.paths:
             key = f"{image_class.folder}/{source.stem}.png"
             source_key = f"{image_class.folder}/{source.name}"
@@ -217,24 +222,61 @@ def align_dataset(
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     if raw_dir.resolve() == out_dir.resolve():
         raise ToolError("OUT_DIR must differ from RAW_DIR")
+    classes = list_dataset(raw_dir)  # before anything is written: an empty RAW_DIR fails
     detector = {
         "min_face_size": settings.min_face_size,
         "thresholds": list(settings.mtcnn_thresholds),
         "pyramid_factor": settings.pyramid_factor,
     }
-    manifest = Manifest(image_size, margin, detector)
-    existing = read_manifest(out_dir) if out_dir.is_dir() else None
-    if existing is not None:
-        if (existing.get("image_size"), existing.get("margin")) != (image_size, margin):
-            raise ToolError(
-                f"{out_dir} holds crops made with --image-size {existing.get('image_size')} "
-                f"--margin {existing.get('margin')}; use those or another OUT_DIR"
-            )
-        manifest.faces = dict(existing.get("faces", {}))
-        manifest.failed = dict(existing.get("failed", {}))
-    jobs, done, failed_before = plan_jobs(raw_dir, out_dir, manifest)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ToolError(f"{out_dir}: cannot create: {exc.strerror or exc}") from None
+    with _exclusive(out_dir):
+        manifest = Manifest(image_size, margin, detector)
+        existing = read_manifest(out_dir)
+        if existing is not None:
+            if (existing.get("image_size"), existing.get("margin")) != (image_size, margin):
+                raise ToolError(
+                    f"{out_dir} holds crops made with --image-size "
+                    f"{existing.get('image_size')} --margin {existing.get('margin')}; use those "
+                    "or another OUT_DIR"
+                )
+            manifest.faces = dict(existing.get("faces", {}))
+            manifest.failed = dict(existing.get("failed", {}))
+        jobs, done, failed_before = plan_jobs(classes, out_dir, manifest)
+        return _run(settings, raw_dir, out_dir, manifest, jobs, done, failed_before, workers,
+                    engine, started)
 
+
+@contextmanager
+def _exclusive(out_dir: Path) -> Iterator[None]:
+    """One align at a time per OUT_DIR: two would both write the manifest, and the last
+    writer would forget the other's crops (which a later run would then redo)."""
+    with open(out_dir / LOCK, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ToolError(f"{out_dir}: another `facelive align` is writing here") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run(
+    settings: Settings,
+    raw_dir: Path,
+    out_dir: Path,
+    manifest: Manifest,
+    jobs: list[Job],
+    done: int,
+    failed_before: int,
+    workers: int,
+    engine: FaceEngine | None,
+    started: float,
+) -> dict[str, Any]:
+    image_size, margin = manifest.image_size, manifest.margin
     processed = failed_now = 0
     last_save = time.monotonic()
     local = engine if engine is not None else FaceEngine(settings)

@@ -117,6 +117,7 @@ def calibrate(
         val=round(val, 5),
         accuracy=round(accuracy, 5),
         same_pairs=int(same.sum()),
+        recipe=str(getattr(engine.embedder, "recipe", "")),
         pipeline=tag,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
     )

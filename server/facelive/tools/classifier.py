@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,7 +184,7 @@ class ClassifierModel:
                 vectors = np.asarray(data["vectors"], np.float32)
                 labels = np.asarray(data["labels"], np.int64)
                 check = np.asarray(data["check"], np.float64) if "check" in data else None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
             raise ToolError(f"{path}: not a facelive classifier model ({exc})") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ToolError(f"{path}: not a {FORMAT} model")

@@ -115,8 +115,9 @@ def draw(frame: np.ndarray, faces: list[TrackedFace]) -> None:
         label = ascii_label(face.name)
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         top = y1 - th - base - 4 if y1 - th - base - 4 >= 0 else y2  # above, else below
-        cv2.rectangle(frame, (x1, top), (x1 + tw + 4, top + th + base + 4), colour, -1)
-        cv2.putText(frame, label, (x1 + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale,
+        left = max(min(x1, width - tw - 4), 0)  # slid left rather than cut at the edge
+        cv2.rectangle(frame, (left, top), (left + tw + 4, top + th + base + 4), colour, -1)
+        cv2.putText(frame, label, (left + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale,
                     (255, 255, 255), thickness, cv2.LINE_AA)
 
 
@@ -237,7 +238,7 @@ def annotate_video(
             if json_tmp is not None:
                 payload = {"video": {k: summary[k] for k in ("frames", "width", "height", "fps")},
                            "source": spec, "embedder": recognizer.embedder_name,
-                           "every": every, "frames": frames_json}
+                           "every": every, "scene_cuts": scene_cuts, "frames": frames_json}
                 json_tmp.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
     finally:
         source.capture.release()
