@@ -120,6 +120,14 @@ def main() -> int:
         b1 = median_ms(lambda e=embedder, x=one: e.embed(x), args.repeat)
         b8 = median_ms(lambda e=embedder, x=eight: e.embed(x), args.repeat)
         embed[name] = {"batch1_ms": b1, "batch8_ms": b8, "batch8_ms_per_face": round(b8 / 8, 2)}
+        net = getattr(embedder, "_net", None)
+        if net is not None:
+            # The bare network, without the mirror pass dlib-resnet adds (docs/alignment.md).
+            import tensorflow as tf
+
+            chips = tf.constant(eight, tf.float32)
+            n8 = median_ms(lambda n=net, x=chips: n(x).numpy(), args.repeat)
+            embed[name]["network_batch8_ms_per_chip"] = round(n8 / 8, 2)
     results["embed"] = embed
 
     if args.json:

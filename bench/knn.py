@@ -1,17 +1,22 @@
 """KNN and gallery benchmark: median milliseconds.
 
-    python bench/knn.py [--json] [--repeat N] [--sizes 10000,100000] [--dim 128]
+    python bench/knn.py [--json] [--repeat N] [--sizes 1000,10000,100000,1000000]
+                        [--dims 128,512] [--search auto|float32|bfloat16|both]
 
-- query: one batch of 8 embeddings against N stored vectors (the in-graph KNN, one call);
-- add10: appending 10 vectors to the KNN holding N;
+- query_b8: one batch of 8 embeddings against N stored vectors (the in-graph KNN, one call:
+  matmul, two-stage top-k, vote; `search` says whether the matmul read the bfloat16 copy);
+- add10: appending 10 vectors to the KNN holding N (the embedding itself not counted);
 - gallery_add10: storing 10 examples (face patches + vectors) in one SQLite transaction
   (synchronous=FULL, so it includes the fsync) in a gallery file holding a few hundred.
-Vectors are random unit vectors: the KNN's cost does not depend on their values.
+Vectors are random unit vectors: the KNN's cost does not depend on their values. Medians, and
+the 90th percentile, over `repeat` runs after 3 warm-up runs; other load on the machine shows
+up as a wide gap between the two.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -21,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -28,11 +34,14 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from facelive.recognition.gallery import Gallery  # noqa: E402
-from facelive.recognition.knn import KnnIndex  # noqa: E402
+from facelive.recognition.knn import KnnIndex, native_bfloat16  # noqa: E402
 from facelive.recognition.patches import make_patch  # noqa: E402
 
+# Rows per add() while filling an index: bounds the temporary copies for 1M x 512-D.
+FILL_CHUNK = 100_000
 
-def median_ms(fn: Callable[[], object], repeat: int, warmup: int = 3) -> float:
+
+def timings_ms(fn: Callable[[], object], repeat: int, warmup: int = 3) -> dict[str, float]:
     for _ in range(warmup):
         fn()
     times = []
@@ -40,7 +49,9 @@ def median_ms(fn: Callable[[], object], repeat: int, warmup: int = 3) -> float:
         start = time.perf_counter()
         fn()
         times.append((time.perf_counter() - start) * 1000)
-    return round(statistics.median(times), 2)
+    times.sort()
+    return {"median": round(statistics.median(times), 2),
+            "p90": round(times[min(len(times) - 1, int(0.9 * len(times)))], 2)}
 
 
 def unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
@@ -48,15 +59,19 @@ def unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def bench_knn(size: int, dim: int, repeat: int) -> dict[str, float]:
+def bench_knn(size: int, dim: int, repeat: int, search: str) -> dict[str, Any]:
     rng = np.random.default_rng(0)
-    index = KnnIndex(dim, k=5)
-    index.add(unit(rng, size, dim), rng.integers(0, max(size // 5, 1), size))
+    index = KnnIndex(dim, k=5, search=search)  # type: ignore[arg-type]
+    for start in range(0, size, FILL_CHUNK):
+        n = min(FILL_CHUNK, size - start)
+        index.add(unit(rng, n, dim), rng.integers(0, max(size // 5, 1), n))
     queries = unit(rng, 8, dim)
-    query = median_ms(lambda: index.query(queries, 0.47), repeat)
+    query = timings_ms(lambda: index.query(queries, 0.34), repeat)
     extra = unit(rng, 10, dim)
-    add10 = median_ms(lambda: index.add(extra, 7), repeat)
-    return {"query_b8_ms": query, "add10_ms": add10, "rows": len(index),
+    add10 = timings_ms(lambda: index.add(extra, 7), repeat)
+    return {"query_b8_ms": query["median"], "query_b8_p90_ms": query["p90"],
+            "add10_ms": add10["median"], "add10_p90_ms": add10["p90"],
+            "rows": len(index), "capacity": index.capacity, "search": index.search,
             "traces": index.trace_count()}
 
 
@@ -70,32 +85,44 @@ def bench_gallery(repeat: int) -> float:
     patches = [make_patch(image, box, landmarks) for _ in range(10)]
     with tempfile.TemporaryDirectory() as folder, Gallery(Path(folder) / "g.sqlite3") as g:
         counter = iter(range(10**9))
-        return median_ms(
+        return timings_ms(
             lambda: g.add_examples(f"P{next(counter)}", patches, unit(rng, 10, 128),
                                    "dlib-resnet", "upload"),
             repeat,
-        )
+        )["median"]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--sizes", default="1000,10000,100000,1000000")
+    parser.add_argument("--dims", default="128,512")
+    parser.add_argument("--search", choices=("auto", "float32", "bfloat16", "both"),
+                        default="auto")
     args = parser.parse_args()
+    searches = ["float32", "bfloat16"] if args.search == "both" else [args.search]
+    rows = []
+    for dim in (int(d) for d in args.dims.split(",")):
+        for size in (int(s) for s in args.sizes.split(",")):
+            for search in searches:
+                rows.append({"dim": dim, "size": size,
+                             **bench_knn(size, dim, args.repeat, search)})
+                gc.collect()  # the 1M x 512-D index holds 3 GB: free it before the next
     result = {
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-        "knn": {size: bench_knn(size, args.dim, args.repeat)
-                for size in (int(s) for s in args.sizes.split(","))},
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                    "native_bfloat16": native_bfloat16(),
+                    "load_average": [round(v, 2) for v in os.getloadavg()]},
+        "knn": rows,
         "gallery_add10_ms": bench_gallery(args.repeat),
     }
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        for size, row in result["knn"].items():
-            print(f"KNN {size:>7} x {args.dim}-D: batch-8 query {row['query_b8_ms']} ms, "
-                  f"add 10 {row['add10_ms']} ms")
+        for row in rows:
+            print(f"KNN {row['size']:>8} x {row['dim']}-D ({row['search']}): batch-8 query "
+                  f"{row['query_b8_ms']} ms (p90 {row['query_b8_p90_ms']}), add 10 "
+                  f"{row['add10_ms']} ms (p90 {row['add10_p90_ms']})")
         print(f"gallery: add 10 examples (one transaction) {result['gallery_add10_ms']} ms")
     return 0
 

@@ -271,10 +271,14 @@ def build_parser() -> argparse.ArgumentParser:
     lfw.add_argument("--no-cache", action="store_true", help="ignore cached embeddings")
     lfw.set_defaults(func=cmd_evaluate_lfw)
 
+    from facelive.cli_eval import add_eval_commands
     from facelive.cli_gallery import add_gallery_commands
     from facelive.cli_serve import add_serve_command
+    from facelive.cli_tools import add_tool_commands
 
+    add_eval_commands(sub, _common)
     add_gallery_commands(sub, _common)
+    add_tool_commands(sub, _common)
     add_serve_command(sub, _common)
     return parser
 

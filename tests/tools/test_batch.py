@@ -123,6 +123,24 @@ def test_align_then_classify_crops(
     assert code == 0, err
     assert _accuracy(out) == 1.0  # 12 crops of 4 people
 
+    # Crops without a manifest (another aligner's): a crop where no face is found is left
+    # out, or, with --aligned, embedded at the other crops' face placement.
+    foreign = tmp_path / "foreign" / people[1]
+    foreign.mkdir(parents=True)
+    for crop in sorted((out_dir / people[1]).glob("*.png"))[:3]:
+        (foreign / crop.name).write_bytes(crop.read_bytes())
+    cv2.imwrite(str(foreign / "zz_blank.png"), np.full((160, 160, 3), 128, np.uint8))
+    target = tmp_path / "foreign.npz"
+    code, _, err = run(["embed", str(foreign), "--out", str(target), *common], capsys)
+    assert code == 1 and "zz_blank.png: no face found" in err
+    with np.load(target) as saved:
+        assert len(saved["files"]) == 3 and list(saved["skipped_reasons"]) == ["no face found"]
+    code, _, err = run(["embed", str(foreign), "--aligned", "--out", str(target), *common],
+                       capsys)
+    assert code == 0, err
+    with np.load(target) as saved:
+        assert len(saved["files"]) == 4 and json.loads(str(saved["counts"]))["placed"] == 1
+
 
 def test_embed_writes_labelled_npz(
     lfw_dir: Path, common: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -25,7 +25,7 @@ def test_subset_meets_the_acceptance_at_the_shipped_threshold(
     env.update(FACELIVE_MODELS=str(models_dir), FACELIVE_DATA=str(tmp_path / "data"),
                FACELIVE_EMBEDDER="dlib-resnet")
     cmd = [sys.executable, "-m", "facelive.cli_eval", "evaluate-openset", str(lfw_dir),
-           "--people", "30", "--strangers", "300", "--max-probes", "5", "--seed", "0",
+           "--people", "30", "--strangers", "300", "--max-probes", "10", "--seed", "0",
            "--json", str(out)]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr
@@ -34,7 +34,7 @@ def test_subset_meets_the_acceptance_at_the_shipped_threshold(
     assert report["threshold"] == pytest.approx(DlibResNetEmbedder.threshold)
     assert report["margin"] == pytest.approx(DlibResNetEmbedder.margin)
     assert report["people"] == 30 and report["strangers"] == 300
-    assert 30 <= report["probes"] <= 150 and report["images"] == 30 * 5 + report["probes"] + 300
+    assert 30 <= report["probes"] <= 300 and report["images"] == 30 * 5 + report["probes"] + 300
     assert report["top1"] >= 0.95, report["at_threshold"]
     assert report["far"] <= 0.02, report["at_threshold"]
     curve = report["curve"]

@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from facelive.recognition.pipeline import FaceEngine
+from facelive.recognition.pipeline import FaceEngine, pick_primary
 from facelive.tools.align_dataset import read_manifest
 from facelive.tools.evaluate_lfw import EmbeddingCache, pipeline_tag
 from facelive.tools.files import ToolError, atomic_output
 from facelive.tools.progress import Progress
-from facelive.vision.image import ImageError, decode_image
+from facelive.vision.image import ImageError, read_image
 from facelive.vision.mtcnn import Detection
 
 # Images per detector / embedder call (see align_dataset.BATCH).
@@ -77,7 +77,6 @@ class Manifests:
 @dataclass
 class _Item:
     path: Path
-    data: bytes
     key: str
     detection: Detection | None  # from the manifest
 
@@ -129,66 +128,77 @@ def embed_images(
             vectors[path] = cache.vectors[key]
             counts["cached"] += 1
         else:
-            todo.append(_Item(Path(path), data, key, detection))
+            # Only the key is kept: the file is read again when its turn comes, so memory
+            # does not grow with the data set.
+            todo.append(_Item(Path(path), key, detection))
 
     settings = engine.settings
-    placements: list[np.ndarray] = []
-    no_face: list[tuple[_Item, np.ndarray]] = []
+    placements: list[np.ndarray] = []  # where faces sit, relative to the image (see _relative)
 
-    def run(batch: list[_Item]) -> list[tuple[_Item, np.ndarray | str | None, np.ndarray | None]]:
-        """(item, vector | failure reason | None for no face, decoded image)."""
-        out: list[tuple[_Item, np.ndarray | str | None, np.ndarray | None]] = []
+    def run(batch: list[_Item]) -> list[tuple[_Item, np.ndarray | str | None]]:
+        """(item, its vector | why it failed | None when no face was found) for a batch."""
+        out: list[tuple[_Item, np.ndarray | str | None]] = []
         images: list[tuple[_Item, np.ndarray]] = []
         for item in batch:
             try:
-                image = decode_image(item.data, settings.max_image_pixels, settings.max_image_bytes)
+                image = read_image(item.path, settings.max_image_pixels, settings.max_image_bytes)
                 images.append((item, image))
             except ImageError as exc:
-                out.append((item, f"unreadable: {exc}", None))
+                out.append((item, f"unreadable: {exc}"))
         known = [(item, image) for item, image in images if item.detection is not None]
         if known:
             chips = np.stack(
                 [engine.embedder.align(image, item.detection) for item, image in known]
             )
             for (item, image), vector in zip(known, engine.embed_chips(chips), strict=True):
-                out.append((item, vector, image))
+                placements.append(_relative(item.detection, image.shape))
+                out.append((item, vector))
         unknown = [(item, image) for item, image in images if item.detection is None]
         if unknown:
             faces = engine.primary_faces([image for _, image in unknown])
             for (item, image), face in zip(unknown, faces, strict=True):
                 if face is not None:
                     placements.append(_relative(face.detection, image.shape))
-                out.append((item, None if face is None else face.embedding, image))
+                out.append((item, None if face is None else face.embedding))
         return out
 
+    no_face: list[_Item] = []
     with Progress(len(todo), label) as bar, ThreadPoolExecutor(max_workers=workers) as pool:
         for results in pool.map(run, _chunks(todo, BATCH)):
-            for item, result, image in results:
+            for item, result in results:
                 bar.advance()
                 if isinstance(result, str):
                     failed[item.path] = result
                 elif result is None:
-                    assert image is not None
-                    no_face.append((item, image))
+                    no_face.append(item)
                 else:
                     vectors[item.path] = result
                     counts["manifest" if item.detection is not None else "detected"] += 1
-                    if item.detection is not None:
-                        placements.append(_relative(item.detection, image.shape))
                     if cache is not None:
                         cache.vectors[item.key] = result
 
-    placeable = [(item, image) for item, image in no_face
-                 if placements and (crops or manifests.is_crop(item.path))]
-    if placeable:
+    placeable = [item for item in no_face if crops or manifests.is_crop(item.path)]
+    if placeable and not placements:
+        # The other crops came from the cache: find where their faces sit on a sample.
+        lost = {item.path for item in no_face} | set(failed)
+        placements.extend(_sample_placements(engine, [p for p in files if p not in lost]))
+    if placeable and placements:
         median = np.median(np.stack(placements), axis=0)
-        chips = np.stack([engine.embedder.align(image, _placed(median, image.shape))
-                          for _, image in placeable])
-        for (item, _), vector in zip(placeable, engine.embed_chips(chips), strict=True):
-            vectors[item.path] = vector
-            counts["placed"] += 1
-    for item, _ in no_face:
-        if item.path not in vectors:
+        placed: list[tuple[_Item, np.ndarray]] = []
+        for item in placeable:  # read again: images are not held while the others run
+            try:
+                image = read_image(item.path, settings.max_image_pixels, settings.max_image_bytes)
+            except ImageError as exc:
+                failed[item.path] = f"unreadable: {exc}"
+                continue
+            placed.append((item, engine.embedder.align(image, _placed(median, image.shape))))
+        if placed:
+            embedded = engine.embed_chips(np.stack([chip for _, chip in placed]))
+            for (item, _), vector in zip(placed, embedded, strict=True):
+                vectors[item.path] = vector
+                counts["placed"] += 1
+    for item in no_face:
+        if item.path not in vectors and item.path not in failed:
             failed[item.path] = "no face found"
     if cache is not None and counts["manifest"] + counts["detected"]:
         cache.save()
@@ -196,6 +206,22 @@ def embed_images(
     dim = int(engine.embedder.dim)
     matrix = np.stack([vectors[p] for p in kept]) if kept else np.zeros((0, dim), np.float32)
     return Embedded(kept, matrix.astype(np.float32), failed, counts)
+
+
+def _sample_placements(engine: FaceEngine, files: Sequence[Path], limit: int = 32) -> list:
+    """Face placements (see _relative) of up to `limit` of `files` where a face is found."""
+    settings = engine.settings
+    out = []
+    for path in files[:limit]:
+        try:
+            image = read_image(path, settings.max_image_pixels, settings.max_image_bytes)
+        except ImageError:
+            continue
+        detections = engine.detect(image)
+        index = pick_primary(detections, image.shape)
+        if index is not None:
+            out.append(_relative(detections[index], image.shape))
+    return out
 
 
 def _relative(detection: Detection, shape: tuple[int, ...]) -> np.ndarray:

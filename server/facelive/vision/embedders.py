@@ -77,7 +77,8 @@ class DlibResNetEmbedder(Embedder):
     # (--far 1e-4 --impostors all): 1.0e-4 of 29.6 M different-person pairs fall within it,
     # and 82.2% of the 3,000 same-person pairs. Open set (docs/openset.md, 100 people x 5
     # photos, 1,000 strangers, with the margin below): top-1 0.975, strangers named 1.6%.
-    # The LFW-protocol threshold at FAR 1e-3 (0.394) would name ~25% of those strangers.
+    # LFW's usual FAR-1e-3 threshold on the listed pairs (0.394) would name 15% of those
+    # strangers (39% without the margin); the former default 0.47, 99.7%.
     threshold = 0.3376
     # A name also needs the nearest other person to be 0.03 farther: at equal top-1 this
     # halves the strangers named (docs/openset.md: top-1 0.973 vs 0.965 at FAR <= 2%).
