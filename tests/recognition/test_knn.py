@@ -290,3 +290,136 @@ def test_crop_classifier_fuses_embedding_and_knn() -> None:
     assert classify.trace_count() == 1
     with pytest.raises(ValueError):
         classify(np.zeros((1, 20, 20, 3), np.uint8), 0.3)
+
+
+# ---------------------------------------------------------------- search, margin, top-k
+@pytest.mark.parametrize("search", ["float32", "bfloat16"])
+def test_both_searches_match_the_reference(search: str) -> None:
+    rng = np.random.default_rng(10)
+    gallery = unit(rng.normal(size=(900, 64))).astype(np.float32)
+    labels = rng.integers(0, 30, size=900)
+    index = KnnIndex(64, k=6, search=search)  # type: ignore[arg-type]
+    assert index.search == search
+    index.add(gallery, labels)
+    queries = unit(gallery[:12] + 0.3 * rng.normal(size=(12, 64))).astype(np.float32)
+    for thr in (0.9, 1.2, 1.9):
+        check_against_reference(index, gallery, labels, queries, thr)
+
+
+def _near_duplicates(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """40 people x 1000 near-identical rows (a webcam enrolment taken to the extreme), one
+    short of 40k so that the count ends inside a block, and queries near 8 of them."""
+    centres = unit(rng.normal(size=(40, 32)))
+    gallery = unit(np.repeat(centres, 1000, axis=0)[:39_999]
+                   + 0.01 * rng.normal(size=(39_999, 32))).astype(np.float32)
+    queries = unit(centres[:8] + 0.01 * rng.normal(size=(8, 32))).astype(np.float32)
+    exact = np.linalg.norm(gallery[None].astype(np.float64) - queries[:, None], axis=2)
+    return gallery, queries, exact
+
+
+@pytest.mark.parametrize("search", ["float32", "auto"])
+def test_large_gallery_finds_exactly_the_nearest_rows(search: str) -> None:
+    # Many blocks and near-ties: the K nearest must be exactly the brute-force ones (under
+    # "auto" a gallery this size is searched in float32 even where bfloat16 is native).
+    gallery, queries, exact = _near_duplicates(np.random.default_rng(11))
+    index = KnnIndex(32, k=5, search=search)  # type: ignore[arg-type]
+    labels = np.arange(len(gallery)) // 1000
+    for start in range(0, len(gallery), 10_000):
+        index.add(gallery[start : start + 10_000], labels[start : start + 10_000])
+    got = index.query(queries, 0.5)
+    want = np.sort(exact, axis=1)[:, :5]
+    np.testing.assert_allclose(got.distances, want, atol=1e-4)
+    picked = np.take_along_axis(exact, got.indices.astype(np.int64), axis=1)
+    np.testing.assert_allclose(picked, want, atol=1e-4)
+    assert index.trace_count() == 1
+
+
+def test_bfloat16_search_is_exact_on_spread_rows_and_close_on_near_ties() -> None:
+    rng = np.random.default_rng(14)
+    # Spread rows: bfloat16's ~1e-3 error never reorders the nearest, so the re-rank makes
+    # the answer exact.
+    gallery = unit(rng.normal(size=(30_000, 64))).astype(np.float32)
+    queries = unit(gallery[:8] + 0.5 * rng.normal(size=(8, 64)) / 8).astype(np.float32)
+    index = KnnIndex(64, k=5, search="bfloat16")
+    index.add(gallery, np.arange(30_000) // 10)
+    exact = np.linalg.norm(gallery[None].astype(np.float64) - queries[:, None], axis=2)
+    got = index.query(queries, 0.5)
+    np.testing.assert_array_equal(got.indices, np.argsort(exact, axis=1)[:, :5])
+    # 1000 near-identical rows per person: which of them come back may differ, but they are
+    # the right person's, their reported distances are their exact ones, and no farther
+    # than bfloat16's resolution from the true nearest.
+    gallery, queries, exact = _near_duplicates(np.random.default_rng(11))
+    index = KnnIndex(32, k=5, search="bfloat16")
+    index.add(gallery, np.arange(len(gallery)) // 1000)
+    got = index.query(queries, 0.5)
+    np.testing.assert_array_equal(got.neighbour_labels, np.repeat(np.arange(8)[:, None], 5, 1))
+    picked = np.take_along_axis(exact, got.indices.astype(np.int64), axis=1)
+    np.testing.assert_allclose(got.distances, picked, atol=1e-5)
+    assert np.all(got.distances[:, 0] - np.sort(exact, axis=1)[:, 0] < 0.03)
+
+
+def test_top_k_blocked_equals_a_full_top_k() -> None:
+    from facelive.recognition.knn import BLOCK, top_k_blocked
+
+    rng = np.random.default_rng(12)
+    # Rounded values: many exact ties, which must go to the lower column.
+    values = np.round(rng.normal(size=(4, 8 * BLOCK)), 1).astype(np.float32)
+    for count in (0, 3, BLOCK - 1, BLOCK, 5 * BLOCK + 17, 8 * BLOCK):
+        for k in (1, 5, 12):
+            best, columns = top_k_blocked(tf.constant(values), tf.constant(count), k)
+            masked = np.where(np.arange(values.shape[1]) < count, values, -np.inf)
+            want_best, want_columns = tf.math.top_k(tf.constant(masked), k)
+            found = min(k, count)
+            np.testing.assert_array_equal(best.numpy()[:, :found], want_best.numpy()[:, :found])
+            np.testing.assert_array_equal(
+                columns.numpy()[:, :found], want_columns.numpy()[:, :found]
+            )
+            assert np.all(columns.numpy()[:, found:] >= count)
+
+
+def test_margin_leaves_a_face_between_two_people_unknown() -> None:
+    query = np.array([[1.0, 0.0, 0.0]], np.float32)
+
+    def at(distance: float, axis: int) -> np.ndarray:
+        cos = 1 - distance**2 / 2
+        v = np.zeros(3, np.float32)
+        v[0], v[axis] = cos, np.sqrt(1 - cos**2)
+        return v
+
+    gallery = np.stack([at(0.30, 1), at(0.32, 2), at(0.45, 2)])
+    index = KnnIndex(3, k=3)
+    index.add(gallery, [1, 2, 2])
+    got = index.query(query, 0.4)
+    assert got.label[0] == 1 and got.runner_up[0] == pytest.approx(0.32, abs=1e-3)
+    index.margin = 0.05  # the runner-up is only 0.02 farther
+    got = index.query(query, 0.4)
+    assert got.label[0] == UNKNOWN_LABEL and got.candidate[0] == 1
+    assert got.distance[0] == pytest.approx(0.30, abs=1e-3)
+    index.margin = 0.01
+    assert index.query(query, 0.4).label[0] == 1
+    # Alone among the K neighbours, a person needs no margin.
+    index.remove_labels([2])
+    index.margin = 0.5
+    got = index.query(query, 0.4)
+    assert got.label[0] == 1 and np.isinf(got.runner_up[0])
+    assert index.trace_count() == 1
+    with pytest.raises(ValueError):
+        index.margin = -0.1
+    with pytest.raises(ValueError):
+        KnnIndex(3, search="float16")  # type: ignore[arg-type]
+
+
+def test_adds_write_in_place_and_growth_keeps_every_row() -> None:
+    rng = np.random.default_rng(13)
+    index = KnnIndex(16, k=1, search="bfloat16")
+    rows = unit(rng.normal(size=(1500, 16))).astype(np.float32)
+    capacities = []
+    for start in range(0, 1500, 10):
+        index.add(rows[start : start + 10], start, np.arange(start, start + 10))
+        capacities.append(index.capacity)
+    # Doubling only when full: 256 -> 512 -> 1024 -> 2048.
+    assert sorted(set(capacities)) == [256, 512, 1024, 2048]
+    got = index.query(rows, 0.01)
+    np.testing.assert_array_equal(got.indices[:, 0], np.arange(1500))
+    np.testing.assert_array_equal(got.neighbour_ids[:, 0], np.arange(1500))
+    np.testing.assert_array_equal(got.label, np.arange(1500) // 10 * 10)

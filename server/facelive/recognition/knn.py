@@ -1,12 +1,19 @@
 """Online k-nearest-neighbour classification of face embeddings, inside the TensorFlow graph.
 
-The gallery's vectors live in a `tf.Variable` of shape (D, capacity), one column per stored
-example ("row" below); columns past `count` are unused and masked out. Capacity grows by
-doubling, and the variable's shape is declared (D, None), so adding examples never retraces the
-query function. Stored transposed because a plain (B, D) x (D, N) matmul is ~4x faster on CPU
-than the same product with transpose_b (measured: 10 vs 48 ms at N = 131072). Labels are
-person ids (int32) in a second variable; names are not the index's concern, so a rename
-touches nothing here.
+The gallery's vectors live in a float32 `tf.Variable` of shape (D, capacity), one column per
+stored example ("row" below); columns past `count` are unused and never reach a result.
+Capacity grows by doubling (the only time stored rows are copied), and the variable's shape is
+declared (D, None), so adding examples never retraces the query function; an add writes its
+own columns in place (0.5 ms for 10 rows, whatever the size). Labels are person ids (int32) in
+a second variable; names are not the index's concern, so a rename touches nothing here.
+
+Search: one matmul of the queries with every row, then a two-stage top-k (see top_k_blocked).
+A large gallery's query costs what reading the matrix costs, so on CPUs that multiply
+bfloat16 natively (see native_bfloat16) the index also keeps a bfloat16 copy, (capacity, D),
+searches that for K + RERANK_EXTRA candidates and re-ranks them with the float32 rows: half
+the bytes, the same answers (bench/knn.py: 1M x 128-D batch-8 query 27-56 ms vs 42-92 ms).
+Stored (D, capacity) because float32 (B, D) x (D, N) is ~2x faster on CPU than the same
+product with transpose_b; the bfloat16 copy is the other way round for the same reason.
 
 Per query embedding (B, D) one `tf.function` returns:
 - `indices`, `distances` (B, K): the K nearest rows and their Euclidean distances between unit
@@ -16,7 +23,12 @@ Per query embedding (B, D) one `tf.function` returns:
   outvote one close example of another. When no neighbour is within the threshold the
   candidate is the nearest neighbour's label.
 - `distance` (B,): the distance to the candidate's nearest example.
-- `label` (B,): the candidate, or -1 (unknown) when `distance` > threshold.
+- `runner_up` (B,): the distance to the nearest of the K neighbours with another label (inf if
+  none is among them).
+- `label` (B,): the candidate, or -1 (unknown) when `distance` > threshold or, with a margin
+  m > 0, when runner_up - distance < m: a face about as close to two people is not named.
+  On LFW (docs/openset.md) the margin is the one rule change that moves the open-set curve;
+  K (1..10) and the vote weighting do not.
 - `confidence` (B,) in [0, 1]: the candidate's share of all K neighbours' vote weight times
   closeness = clip(1 - distance / (2 threshold), 0, 1), which is 1 at distance 0, 0.5 at the
   threshold and 0 at twice the threshold.
@@ -41,10 +53,14 @@ _WEIGHT_EPS = 1e-6
 # Rows per block of the two-stage top-k (see top_k_blocked); capacities are multiples of it.
 BLOCK = 256
 MIN_CAPACITY = BLOCK
-# Candidates beyond K that the bfloat16 search hands to the exact float32 re-rank: bfloat16
-# keeps 8 bits of mantissa, so its similarities are off by up to ~2e-3 and near-ties among
-# the nearest rows may come out in another order.
-RERANK_EXTRA = 16
+# Candidates beyond K that the bfloat16 search hands to the exact float32 re-rank. bfloat16
+# keeps 8 bits of mantissa: its similarities are off by ~1e-3 (at most ~3e-3 measured), so
+# rows that close to the K-th may be swapped for one another; the distances reported are
+# always the exact ones of the rows returned.
+RERANK_EXTRA = 32
+# Under "auto", galleries from this many rows use the bfloat16 search: below it the float32
+# search is about as fast (bench/knn.py: 11 vs 10 ms at 100k x 128-D) and exact.
+ROUGH_FROM_ROWS = 262_144
 Search = Literal["auto", "float32", "bfloat16"]
 
 
@@ -183,16 +199,17 @@ class KnnIndex:
         capacity = _round_up(max(int(capacity), MIN_CAPACITY, self.k + RERANK_EXTRA), BLOCK)
         self.search = "bfloat16" if search == "bfloat16" or (
             search == "auto" and native_bfloat16()) else "float32"
+        # Row count from which queries take the bfloat16 search (a graph input: no retrace).
+        self._rough_from = 0 if search == "bfloat16" else ROUGH_FROM_ROWS
         self._lock = ReadWriteLock()
-        # Shape (D, None): growing the capacity assigns a wider value without retracing.
+        # Shape (None, D): growing the capacity assigns a longer value without retracing.
         self._vectors = tf.Variable(
-            tf.zeros((self.dim, capacity), tf.float32),
-            shape=tf.TensorShape([self.dim, None]),
+            tf.zeros((capacity, self.dim), tf.float32),
+            shape=tf.TensorShape([None, self.dim]),
             trainable=False,
             name="gallery_vectors",
         )
-        # bfloat16 search copy, one row per example (the layout oneDNN's bfloat16 matmul reads
-        # fastest: 26 vs 33 ms at 1M x 128-D); float32 search reads `_vectors` instead.
+        # The bfloat16 search copy, same layout.
         self._search: tf.Variable | None = None
         if self.search == "bfloat16":
             self._search = tf.Variable(
@@ -310,7 +327,7 @@ class KnnIndex:
             capacity *= 2
         extra = capacity - self._capacity
         self._vectors.assign(
-            tf.concat([self._vectors, tf.zeros((self.dim, extra), tf.float32)], axis=1)
+            tf.concat([self._vectors, tf.zeros((extra, self.dim), tf.float32)], axis=0)
         )
         self._labels.assign(
             tf.concat([self._labels, tf.fill([extra], UNKNOWN_LABEL)], axis=0)
@@ -332,8 +349,8 @@ class KnnIndex:
         whole variable, and that live read makes the update copy every stored row."""
         end = start + len(matrix)
         tf.raw_ops.ResourceStridedSliceAssign(
-            ref=self._vectors.handle, begin=[0, start], end=[self.dim, end], strides=[1, 1],
-            value=tf.constant(np.ascontiguousarray(matrix.T)),
+            ref=self._vectors.handle, begin=[start, 0], end=[end, self.dim], strides=[1, 1],
+            value=tf.constant(matrix),
         )
         tf.raw_ops.ResourceStridedSliceAssign(
             ref=self._labels.handle, begin=[start], end=[end], strides=[1],
@@ -371,12 +388,12 @@ class KnnIndex:
         if removed == 0:
             return 0
         count = self._size
-        kept = self._vectors.numpy()[:, :count][:, keep]
-        left = kept.shape[1]
+        kept = self._vectors.numpy()[:count][keep]
+        left = len(kept)
         labels = self._host_labels[keep]
         ids = self._host_ids[keep]
         if left:
-            self._write_rows(0, kept.T, labels)
+            self._write_rows(0, kept, labels)
         self._count.assign(left)
         self._host_labels_buf[:left] = labels
         self._host_ids_buf[:left] = ids
@@ -404,10 +421,17 @@ class KnnIndex:
         distances), nearest first; -1 and inf where there are fewer than K rows."""
         count = self._count.read_value()
         vectors = self._vectors.read_value()
-        if self._search is None:
-            similarity = tf.matmul(queries, vectors)  # (B, capacity)
-            best, indices = top_k_blocked(similarity, count, self.k)
-        else:
+
+        def exact_search() -> tuple[tf.Tensor, tf.Tensor]:
+            # (capacity, D) x (D, B), then a transpose of the (capacity, B) result: oneDNN's
+            # float32 (B, D) x (capacity, D)^T is twice as slow (19 vs 11 ms at 131k x 128-D).
+            similarity = tf.transpose(tf.matmul(vectors, queries, transpose_b=True))
+            return top_k_blocked(similarity, count, self.k)
+
+        def rough_search() -> tuple[tf.Tensor, tf.Tensor]:
+            assert self._search is not None
+            # In bfloat16 the (B, D) x (capacity, D)^T product is as fast as the other way
+            # round, and needs no transpose.
             rough = tf.matmul(
                 tf.cast(queries, tf.bfloat16), self._search.read_value(), transpose_b=True
             )
@@ -415,10 +439,15 @@ class KnnIndex:
             # Exact float32 similarities of the few candidates, in row order so that ties go
             # to the lower row as in the float32 search.
             rows = tf.sort(rows, axis=1)
-            exact = tf.einsum("bd,dbk->bk", queries, tf.gather(vectors, rows, axis=1))
+            exact = tf.einsum("bd,bkd->bk", queries, tf.gather(vectors, rows))
             exact = tf.where(rows < count, exact, tf.constant(-np.inf, tf.float32))
             best, position = tf.math.top_k(exact, self.k)
-            indices = tf.gather(rows, position, batch_dims=1)
+            return best, tf.gather(rows, position, batch_dims=1)
+
+        if self._search is None:
+            best, indices = exact_search()
+        else:
+            best, indices = tf.cond(count >= self._rough_from, rough_search, exact_search)
         valid = indices < count
         # |q - g|^2 = 2 - 2 q.g for unit vectors.
         distances = tf.sqrt(tf.maximum(2.0 - 2.0 * best, 0.0))
