@@ -75,7 +75,7 @@ def register_live_events(socketio: SocketIO, state: LiveState) -> None:
         state.captures.pop(request.sid, None)
 
     @socketio.on("frame")
-    def on_frame(message: Any) -> None:
+    def on_frame(message: Any = None) -> None:
         try:
             frame = parse_frame(
                 message, time.perf_counter(), settings.max_frame_bytes, settings.max_frame_pixels
