@@ -71,7 +71,7 @@ def bench_knn(size: int, dim: int, repeat: int, search: str) -> dict[str, Any]:
     add10 = timings_ms(lambda: index.add(extra, 7), repeat)
     return {"query_b8_ms": query["median"], "query_b8_p90_ms": query["p90"],
             "add10_ms": add10["median"], "add10_p90_ms": add10["p90"],
-            "rows": len(index), "capacity": index.capacity, "search": index.search,
+            "rows": len(index), "capacity": index.capacity, "search": index.active_search,
             "traces": index.trace_count()}
 
 

@@ -156,7 +156,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise CommandError("compare needs exactly two images, or --pairs FILE.csv")
     settings = _settings(args)
     engine = _engine(settings)
-    threshold = engine.embedder.threshold
+    threshold = engine.embedder.verify_threshold
     vectors: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for name in dict.fromkeys(p for pair in pairs for p in pair):

@@ -76,11 +76,12 @@ def cmd_evaluate_openset(args: argparse.Namespace) -> int:
     lfw_dir = _lfw_dir(args.lfw_dir)
     engine = cli._engine(settings)
     embedder = engine.embedder
-    override = args.threshold if args.threshold is not None else settings.match_threshold
     threshold, source = active_threshold(
-        settings.data_dir, embedder.name, embedder.threshold, override,
+        settings.data_dir, embedder.name, embedder.threshold, settings.match_threshold,
         getattr(embedder, "recipe", None),
     )
+    if args.threshold is not None:
+        threshold, source = args.threshold, "--threshold"
     margin = args.margin if args.margin is not None else float(getattr(embedder, "margin", 0.0))
     try:
         result = evaluate_openset(
@@ -171,31 +172,3 @@ def add_eval_commands(subparsers: Any, add_common: Callable[..., None]) -> None:
     ev.add_argument("--no-cache", action="store_true", help="ignore cached embeddings")
     ev.set_defaults(func=cmd_evaluate_openset)
 
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m facelive.cli_eval COMMAND ...`: facelive's own entry point (same settings,
-    logging and one-line errors) with these commands added, for as long as cli.py does not
-    add them itself; once it does, this is a plain pass-through."""
-    cli = _cli()
-    build = cli.build_parser
-
-    def build_with_eval() -> argparse.ArgumentParser:
-        parser = build()
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction) and "calibrate" not in (
-                action.choices or {}
-            ):
-                add_eval_commands(action, cli._common)
-        return parser
-
-    cli.build_parser = build_with_eval
-    try:
-        return int(cli.main(argv))
-    finally:
-        cli.build_parser = build
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main())

@@ -35,7 +35,7 @@ def test_calibrate_stores_a_threshold_a_fresh_recognizer_uses(
     env = {k: v for k, v in os.environ.items() if k != "FACELIVE_THRESHOLD"}
     env.update(FACELIVE_MODELS=str(models_dir), FACELIVE_DATA=str(data),
                FACELIVE_EMBEDDER="dlib-resnet")
-    cmd = [sys.executable, "-m", "facelive.cli_eval", "calibrate", str(lfw_dir),
+    cmd = [sys.executable, "-m", "facelive.cli", "calibrate", str(lfw_dir),
            str(lfw_dir / "pairs.txt"), "--per-fold", "60", "--far", "1e-3", "--json", str(out)]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr

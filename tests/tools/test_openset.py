@@ -24,7 +24,7 @@ def test_subset_meets_the_acceptance_at_the_shipped_threshold(
     env = {k: v for k, v in os.environ.items() if k != "FACELIVE_THRESHOLD"}
     env.update(FACELIVE_MODELS=str(models_dir), FACELIVE_DATA=str(tmp_path / "data"),
                FACELIVE_EMBEDDER="dlib-resnet")
-    cmd = [sys.executable, "-m", "facelive.cli_eval", "evaluate-openset", str(lfw_dir),
+    cmd = [sys.executable, "-m", "facelive.cli", "evaluate-openset", str(lfw_dir),
            "--people", "30", "--strangers", "300", "--max-probes", "10", "--seed", "0",
            "--json", str(out)]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)

@@ -1,19 +1,21 @@
 """Online k-nearest-neighbour classification of face embeddings, inside the TensorFlow graph.
 
-The gallery's vectors live in a float32 `tf.Variable` of shape (D, capacity), one column per
-stored example ("row" below); columns past `count` are unused and never reach a result.
-Capacity grows by doubling (the only time stored rows are copied), and the variable's shape is
-declared (D, None), so adding examples never retraces the query function; an add writes its
-own columns in place (0.5 ms for 10 rows, whatever the size). Labels are person ids (int32) in
-a second variable; names are not the index's concern, so a rename touches nothing here.
+The gallery's vectors live in a float32 `tf.Variable` of shape (capacity, D), one row per
+stored example; rows past `count` are unused and never reach a result. Capacity grows by
+doubling (the only time stored rows are copied: ~1-3 s at 1M x 128-D, once), and the
+variable's shape is declared (None, D), so adding examples never retraces the query function;
+an add writes its own rows in place (under 1 ms for 10 rows, whatever the size). Labels are
+person ids (int32) in a second variable; names are not the index's concern, so a rename
+touches nothing here.
 
-Search: one matmul of the queries with every row, then a two-stage top-k (see top_k_blocked).
-A large gallery's query costs what reading the matrix costs, so on CPUs that multiply
-bfloat16 natively (see native_bfloat16) the index also keeps a bfloat16 copy, (capacity, D),
-searches that for K + RERANK_EXTRA candidates and re-ranks them with the float32 rows: half
-the bytes, the same answers (bench/knn.py: 1M x 128-D batch-8 query 27-56 ms vs 42-92 ms).
-Stored (D, capacity) because float32 (B, D) x (D, N) is ~2x faster on CPU than the same
-product with transpose_b; the bfloat16 copy is the other way round for the same reason.
+Search: one matmul of the queries with the rows in use, then a two-stage top-k (see
+top_k_blocked). A large gallery's query is almost all matmul, so on CPUs that multiply
+bfloat16 natively (see native_bfloat16) the index also keeps a bfloat16 copy of the rows and,
+from ROUGH_FROM_ROWS rows on, searches that for K + RERANK_EXTRA candidates and re-ranks them
+with the float32 rows: 1M x 128-D batch-8 query 28-33 vs ~45 ms on a quiet 2-core machine
+(docs/openset.md has the figures), at the price of near-ties (within ~1e-3 in similarity)
+possibly coming back in another order. Smaller galleries, and all galleries elsewhere, get
+the exact float32 search.
 
 Per query embedding (B, D) one `tf.function` returns:
 - `indices`, `distances` (B, K): the K nearest rows and their Euclidean distances between unit
@@ -92,11 +94,11 @@ def top_k_blocked(
     `block`): ((B, k) values, (B, k) int32 column indices), largest first, ties to the lower
     index. A column index >= count marks a missing one (fewer than k columns in use).
 
-    Done in two stages because a plain top_k over a million columns is slow on CPU (~4 ms per
-    query row) while a max over blocks of 256 is one vectorised pass: the k best columns lie in
-    the k blocks with the best maxima, and top_k then runs over those few blocks only. One
-    more block is taken than k because the partly used last block may owe its maximum to an
-    unused column.
+    Done in two stages because a plain top_k over a million columns is slow on CPU (13 ms for
+    8 rows, against 2.5 ms this way) while a max over blocks of 256 is one vectorised pass:
+    the k best columns lie in the k blocks with the best maxima, and top_k then runs over
+    those few blocks only. One more block is taken than k because the partly used last block
+    may owe its maximum to an unused column.
     """
     batch = tf.shape(similarity)[0]
     blocks_total = tf.shape(similarity)[1] // block
@@ -196,7 +198,9 @@ class KnnIndex:
             raise ValueError(f"search must be auto, float32 or bfloat16, got {search!r}")
         self.dim = int(dim)
         self.k = int(k)
-        capacity = _round_up(max(int(capacity), MIN_CAPACITY, self.k + RERANK_EXTRA), BLOCK)
+        # The fewest rows a search runs over: enough for its top-k.
+        self._min_rows = _round_up(self.k + RERANK_EXTRA, BLOCK)
+        capacity = _round_up(max(int(capacity), MIN_CAPACITY, self._min_rows), BLOCK)
         self.search = "bfloat16" if search == "bfloat16" or (
             search == "auto" and native_bfloat16()) else "float32"
         # Row count from which queries take the bfloat16 search (a graph input: no retrace).
@@ -248,6 +252,12 @@ class KnnIndex:
     @property
     def capacity(self) -> int:
         return self._capacity
+
+    @property
+    def active_search(self) -> str:
+        """The search the next query takes at the current size: "bfloat16" or "float32"."""
+        rough = self._search is not None and self._size >= self._rough_from
+        return "bfloat16" if rough else "float32"
 
     @property
     def margin(self) -> float:
@@ -343,14 +353,19 @@ class KnnIndex:
             setattr(self, name, grown)
         self._capacity = capacity
 
-    def _write_rows(self, start: int, matrix: np.ndarray, labels: np.ndarray) -> None:
-        """Write rows start.. into the variables in place. The raw strided-slice assign
-        updates the variable's own buffer; `variable[:, a:b].assign(x)` would first read the
-        whole variable, and that live read makes the update copy every stored row."""
-        end = start + len(matrix)
+    def _write_rows(
+        self, start: int, matrix: np.ndarray | tf.Tensor, labels: np.ndarray,
+        rough: tf.Tensor | None = None,
+    ) -> None:
+        """Write (n, D) unit rows at start.. into the variables in place (`rough`: their
+        bfloat16 copy, if already at hand). The raw strided-slice assign updates the
+        variable's own buffer; `variable[a:b].assign(x)` would first read the whole variable,
+        and that live read makes the update copy every stored row."""
+        matrix = tf.convert_to_tensor(matrix, tf.float32)
+        end = start + int(matrix.shape[0])
         tf.raw_ops.ResourceStridedSliceAssign(
             ref=self._vectors.handle, begin=[start, 0], end=[end, self.dim], strides=[1, 1],
-            value=tf.constant(matrix),
+            value=matrix,
         )
         tf.raw_ops.ResourceStridedSliceAssign(
             ref=self._labels.handle, begin=[start], end=[end], strides=[1],
@@ -363,7 +378,7 @@ class KnnIndex:
         if self._search is not None:
             tf.raw_ops.ResourceStridedSliceAssign(
                 ref=self._search.handle, begin=[start, 0], end=[end, self.dim], strides=[1, 1],
-                value=tf.cast(tf.constant(matrix), tf.bfloat16),
+                value=tf.cast(matrix, tf.bfloat16) if rough is None else rough,
             )
             written.append(self._search)
         for variable in written:
@@ -383,20 +398,29 @@ class KnnIndex:
         self._size = needed
 
     def _keep_only(self, keep: np.ndarray) -> int:
-        """Compact the rows where `keep` is True to the front; returns how many went."""
+        """Compact the rows where `keep` is True to the front, keeping their order; returns
+        how many went. Rows before the first removed one stay where they are, so removing
+        recent examples moves little."""
         removed = int((~keep).sum())
         if removed == 0:
             return 0
-        count = self._size
-        kept = self._vectors.numpy()[:count][keep]
-        left = len(kept)
-        labels = self._host_labels[keep]
-        ids = self._host_ids[keep]
-        if left:
-            self._write_rows(0, kept, labels)
+        first = int(np.argmin(keep))
+        moved = np.flatnonzero(keep[first:]) + first
+        left = first + len(moved)
+        labels = self._host_labels[moved]
+        ids = self._host_ids[moved]
+        if len(moved):
+            # Gather from plain reads (not the variables): a sparse read would put them in
+            # copy-on-read mode. The reads are dropped before the write, so it copies nothing.
+            rows = tf.gather(self._vectors.read_value(), moved)
+            rough = None
+            if self._search is not None:
+                rough = tf.gather(self._search.read_value(), moved)
+            self._write_rows(first, rows, labels, rough)
+            del rows, rough
         self._count.assign(left)
-        self._host_labels_buf[:left] = labels
-        self._host_ids_buf[:left] = ids
+        self._host_labels_buf[first:left] = labels
+        self._host_ids_buf[first:left] = ids
         self._size = left
         return removed
 
@@ -420,7 +444,10 @@ class KnnIndex:
         """Graph code: (B, D) unit queries -> ((B, K) int32 row indices, (B, K) float32
         distances), nearest first; -1 and inf where there are fewer than K rows."""
         count = self._count.read_value()
-        vectors = self._vectors.read_value()
+        # Only the blocks in use: after a doubling, half the capacity is empty. A leading-
+        # rows slice of a row-major tensor shares its buffer, so this copies nothing.
+        used = tf.maximum((count + BLOCK - 1) // BLOCK * BLOCK, self._min_rows)
+        vectors = self._vectors.read_value()[:used]
 
         def exact_search() -> tuple[tf.Tensor, tf.Tensor]:
             # (capacity, D) x (D, B), then a transpose of the (capacity, B) result: oneDNN's
@@ -433,7 +460,8 @@ class KnnIndex:
             # In bfloat16 the (B, D) x (capacity, D)^T product is as fast as the other way
             # round, and needs no transpose.
             rough = tf.matmul(
-                tf.cast(queries, tf.bfloat16), self._search.read_value(), transpose_b=True
+                tf.cast(queries, tf.bfloat16), self._search.read_value()[:used],
+                transpose_b=True,
             )
             _, rows = top_k_blocked(rough, count, self.k + RERANK_EXTRA)
             # Exact float32 similarities of the few candidates, in row order so that ties go
