@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -23,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchutil import machine  # noqa: E402
 from facelive.models.store import ModelMissingError  # noqa: E402
 from facelive.settings import Settings  # noqa: E402
 from facelive.vision import align  # noqa: E402
@@ -57,21 +57,6 @@ def frame_640x480(data: Path) -> np.ndarray:
     return frame
 
 
-def machine() -> dict[str, object]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import tensorflow as tf
-
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "tensorflow": tf.__version__}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -89,7 +74,10 @@ def main() -> int:
         return 2
     frame = frame_640x480(data)
     group = read_image(data / "group" / "multiface.jpg")
-    results: dict[str, object] = {"machine": machine(), "repeat": args.repeat}
+    import tensorflow as tf
+
+    results: dict[str, object] = {"machine": machine(tensorflow=tf.__version__),
+                                  "repeat": args.repeat}
     dets = detector.detect(frame)
     results["mtcnn_640x480_faces"] = len(dets)
     results["mtcnn_640x480_ms"] = median_ms(lambda: detector.detect(frame), args.repeat)

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -32,6 +31,8 @@ from typing import Any
 import cv2
 import numpy as np
 import socketio
+
+from benchutil import machine
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = "WDA_AlexandriaOcasioCortez_000.mp4"
@@ -142,18 +143,6 @@ async def measure(url: str, frames: list[bytes], clients: int, seconds: float) -
         "mean_batch": round(statistics.fmean(r["batch"] for r in replies), 2),
         "frames_with_a_face": round(sum(bool(r["faces"]) for r in replies) / len(replies), 3),
     }
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
 
 
 def main() -> int:

@@ -29,7 +29,8 @@ import socketio
 
 # bench/live.py already knows how to start the server and wait for its URL line.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from live import machine, start_server  # noqa: E402
+from benchutil import machine  # noqa: E402
+from live import start_server  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 REPLY_TIMEOUT_S = 15.0  # a reply later than this counts as a dropped frame
