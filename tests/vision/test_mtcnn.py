@@ -301,3 +301,18 @@ def test_batch_buckets_are_few_and_tight() -> None:
     buckets = {bx.batch_bucket(n, 16, 256) for n in range(1, 300)}
     assert buckets == {16, 24, 32, 48, 64, 96, 128, 192, 256}
     assert all(bx.batch_bucket(n, 2, 64) >= n for n in range(1, 65))
+    # The warm-up feeds exactly these sizes: every bucket a live batch can use, no other.
+    assert bx.bucket_sizes(16, 256) == sorted(buckets)
+    assert bx.bucket_sizes(2, 64) == sorted({bx.batch_bucket(n, 2, 64) for n in range(1, 99)})
+
+
+def test_warm_up_runs_every_stage_and_leaves_the_detector_as_it_was(models_dir: Path) -> None:
+    _, weights = load_mtcnn_weights(models_dir)
+    fresh = MTCNN(weights)
+    noise, found = fresh.warm_up(480, 640)
+    # Boxes out of the last stage on noise: the steps between the networks have run too.
+    assert len(found) >= 1 and noise.shape == (120, 120, 3)
+    assert all(d.landmarks.shape == (5, 2) for d in found)
+    assert fresh.thresholds == (0.6, 0.7, 0.7)
+    assert fresh.detect(noise) == []
+    assert fresh.trace_count == 3

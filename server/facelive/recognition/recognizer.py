@@ -302,11 +302,14 @@ class Recognizer:
         """The live worker's interface: frames -> JSON-ready faces per frame."""
         return [[face.to_dict() for face in faces] for faces in self.recognize_batch(frames)]
 
-    def warm_up(self, width: int = 480, height: int = 360) -> None:
-        """Trace the detector for a typical frame size and the fused embed + KNN call."""
-        self.engine.analyze_batch([np.zeros((height, width, 3), np.uint8)], embed=False)
-        size = int(self.embedder.chip_size)
-        self._classify(np.zeros((1, size, size, 3), np.uint8), self.threshold)
+    def warm_up(self, width: int = 640, height: int = 480, max_faces: int = 16) -> None:
+        """Run the detector at every batch shape of a width x height stream (the page asks
+        the camera for 640x480) and the fused embed + KNN call at every face count up to
+        max_faces, so the first clients neither wait for nor grow memory with these one-off
+        allocations (see MTCNN.warm_up)."""
+        chip = self.engine.warm_up(height, width)[:1]
+        for count in range(1, max_faces + 1):
+            self._classify(np.repeat(chip, count, axis=0), self.threshold)
 
     # ------------------------------------------------------------ changes
     def enroll(

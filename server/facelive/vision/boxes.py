@@ -380,3 +380,11 @@ def batch_bucket(n: int, smallest: int, largest: int) -> int:
     while bucket < n and bucket < largest:
         bucket = bucket * 3 // 2 if (bucket & (bucket - 1)) == 0 else bucket * 4 // 3
     return min(bucket, largest)
+
+
+def bucket_sizes(smallest: int, largest: int) -> list[int]:
+    """Every batch size batch_bucket can return for these bounds, smallest first."""
+    sizes = [smallest]
+    while sizes[-1] < largest:
+        sizes.append(batch_bucket(sizes[-1] + 1, smallest, largest))
+    return sizes
