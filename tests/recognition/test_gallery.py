@@ -310,13 +310,7 @@ def test_read_only_gallery_refuses_changes(tmp_path: Path) -> None:
     assert not (tmp_path / "elsewhere").exists()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
-def test_unwritable_file_is_refused_with_a_clear_error(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    Gallery.in_dir(data).close()
-    (data / FILENAME).chmod(0o444)
-    with pytest.raises(GalleryError, match="read-only"):
-        Gallery.in_dir(data)
+# An unwritable file or folder (as root too): tests/hardening/test_faults.py.
 
 
 # ---------------------------------------------------------------- opening strange files

@@ -31,6 +31,8 @@ NAME_PARAM = {
 REFUSED = {
     "401": _error("No `Authorization: Bearer TOKEN` header; nothing changed."),
     "403": _error("Wrong token; nothing changed."),
+    # Any change writes to the gallery file, deletions included (the write-ahead log).
+    "507": _error("The server's disk is full; nothing changed. Retry once there is room."),
 }
 NOT_FOUND = {"404": _error("No person of that name.")}
 TOO_LARGE = {"413": _error("Over the upload limits (body size, file count, file size).")}

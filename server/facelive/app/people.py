@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from facelive.recognition.gallery import GalleryError, PersonExists, PersonNotFound
+from facelive.recognition.gallery import (
+    GalleryError,
+    GalleryFull,
+    PersonExists,
+    PersonNotFound,
+)
 from facelive.recognition.names import InvalidName
 from facelive.vision.image import ImageError, decode_image
 
@@ -44,6 +49,10 @@ def _refusal(exc: Exception) -> Refusal:
         return Refusal(404, str(exc))
     if isinstance(exc, PersonExists):
         return Refusal(409, str(exc))
+    if isinstance(exc, GalleryFull):
+        # 507 Insufficient Storage: the server's disk, not the request, is at fault; nothing
+        # was stored, and the same request succeeds once there is room.
+        return Refusal(507, str(exc))
     return Refusal(500, f"gallery error: {exc}")
 
 

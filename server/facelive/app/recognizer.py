@@ -32,9 +32,16 @@ def load_recognizer(settings: Settings) -> Recognizer:
     # Check the detector's weights before TensorFlow's import, whose start-up chatter would
     # otherwise bury the one-line error of the most common case (no models fetched yet).
     mtcnn_paths(settings.models_dir)
-    from facelive.recognition.recognizer import Recognizer
+    # The gallery too: a corrupt or read-only file is then one line, before any of it.
+    from facelive.recognition.gallery import Gallery
 
-    return Recognizer.from_settings(settings)
+    gallery = Gallery.in_dir(settings.data_dir)
+    try:
+        from facelive.recognition.recognizer import Recognizer
+    except BaseException:
+        gallery.close()
+        raise
+    return Recognizer.from_settings(settings, gallery=gallery)
 
 
 def describe(recognizer: Callable[..., Any]) -> dict[str, Any]:

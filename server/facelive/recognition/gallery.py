@@ -19,7 +19,8 @@ synchronous=FULL: a crash at any instant, or kill -9, leaves the last committed 
 committed change survives a power cut. Deleted faces are overwritten (secure_delete) and the
 WAL is checkpointed, so "delete" removes them from the file for good. An existing file is
 never recreated or overwritten: a file that is not a FaceLive gallery, is corrupt, read-only
-or from a newer version is refused with a message that says which.
+or from a newer version is refused with a message that says which. A change that finds no room
+(a full disk, the file size limit) raises GalleryFull and leaves the last committed state.
 
 Thread-safe: one connection behind a lock. Several processes may share the file (SQLite
 locking); `changed_elsewhere()` tells a long-lived reader when another one committed.
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
 import sqlite3
 import threading
 import time
@@ -48,6 +50,15 @@ SOURCES = ("webcam", "upload", "import")
 # "FLVG" in the file header: tells our files from any other SQLite database.
 APPLICATION_ID = 0x464C5647
 SQLITE_MAGIC = b"SQLite format 3\x00"
+# SQLite result codes (the primary code is the low byte of sqlite_errorcode).
+_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT = 8, 10, 11
+_SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 13, 14, 26
+# The extended SQLITE_IOERR codes of a failed write, not a failed read: IOERR_WRITE, _FSYNC,
+# _DIR_FSYNC, _TRUNCATE, _SHMSIZE.
+_IOERR_WRITES = {_SQLITE_IOERR | n << 8 for n in (3, 4, 5, 6, 19)}
+# A failed write is put down to a full disk below this much free space, and to the file size
+# limit when a file is this close to it.
+_LOW_SPACE_BYTES = 16 << 20
 
 
 Migration = Callable[[sqlite3.Connection], None]
@@ -97,6 +108,11 @@ class GalleryError(RuntimeError):
 
 class GalleryCorrupt(GalleryError):
     """The file is damaged or is not a FaceLive gallery."""
+
+
+class GalleryFull(GalleryError):
+    """No room to save a change (the disk is full, or the file hit its size limit); the
+    change was not saved and the committed data is intact."""
 
 
 class PersonNotFound(GalleryError):
@@ -285,6 +301,8 @@ class Gallery:
             raise GalleryError(f"no gallery at {path}")
         mode = "ro" if self.read_only else "rwc"
         uri = f"{path.resolve().as_uri()}?mode={mode}"
+        if self.read_only and path.exists() and self._frozen(path):
+            uri += "&immutable=1"
         try:
             conn = sqlite3.connect(
                 uri, uri=True, isolation_level=None, check_same_thread=False, timeout=10.0
@@ -292,6 +310,23 @@ class Gallery:
         except sqlite3.Error as exc:
             raise GalleryError(f"cannot open {path}: {exc}") from None
         return conn
+
+    @staticmethod
+    def _frozen(path: Path) -> bool:
+        """A gallery on read-only storage (a backup, a read-only mount): SQLite cannot create
+        the WAL index (-shm) beside a WAL file in a folder it may not write, so it refuses to
+        read it. With no -wal file every committed change is in the file itself, which is then
+        read as immutable. With a -wal file, reading without it would hide committed changes:
+        SQLite's own error stands."""
+        if os.access(path.parent, os.W_OK):
+            return False
+        wal = path.with_name(path.name + "-wal")
+        try:
+            return wal.stat().st_size == 0
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
 
     def _prepare(self) -> None:
         conn = self._conn
@@ -371,13 +406,66 @@ class Gallery:
     # ------------------------------------------------------------ transactions
     def _translate(self, exc: sqlite3.Error) -> GalleryError:
         text = str(exc)
-        if "malformed" in text or "not a database" in text or "corrupt" in text:
+        code = getattr(exc, "sqlite_errorcode", None) or 0
+        primary = code & 0xFF
+        if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or any(
+            word in text for word in ("malformed", "not a database", "corrupt")
+        ):
             return GalleryCorrupt(f"{self.path} is corrupt ({text}); restore it from a backup")
-        if "readonly" in text or "read-only" in text:
+        if primary == _SQLITE_FULL or "disk is full" in text:
+            return GalleryFull(
+                f"{self.path}: the disk is full, the change was not saved; free some space "
+                "and try again"
+            )
+        if primary == _SQLITE_IOERR:
+            return self._io_error(code, text)
+        if self.read_only and primary in (_SQLITE_READONLY, _SQLITE_CANTOPEN) and not (
+            self._frozen(self.path) or os.access(self.path.parent, os.W_OK)
+        ):
+            return GalleryError(
+                f"{self.path} cannot be read here: its folder is read-only and it has changes "
+                f"not yet merged from {self.path.name}-wal; open it once with a writable folder"
+            )
+        if primary == _SQLITE_READONLY or "readonly" in text or "read-only" in text:
             return GalleryError(f"{self.path} is read-only ({text})")
         if "locked" in text or "busy" in text:
             return GalleryError(f"{self.path} is busy (another process holds it): {text}")
         return GalleryError(f"{self.path}: {text}")
+
+    def _io_error(self, code: int, text: str) -> GalleryError:
+        """A failed read or write. SQLite says only "disk I/O error"; a write that failed for
+        want of room (the file size limit gives EFBIG, which SQLite does not tell from a bad
+        disk; some filesystems report ENOSPC only at fsync) is worth naming as such."""
+        if code not in _IOERR_WRITES:
+            return GalleryError(f"{self.path}: cannot access it ({text}); check the disk")
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY:
+            sizes = []
+            for suffix in ("", "-wal", "-shm"):
+                try:
+                    sizes.append(os.stat(f"{self.path}{suffix}").st_size)
+                except OSError:
+                    pass
+            # A write stopped by the limit leaves a file close to it (checkpoints and WAL
+            # frames grow the files a few pages at a time).
+            if sizes and max(sizes) > limit - _LOW_SPACE_BYTES:
+                return GalleryFull(
+                    f"{self.path}: the file cannot grow past this process's file size limit "
+                    f"({limit} bytes, `ulimit -f`), the change was not saved"
+                )
+        try:
+            stats = os.statvfs(self.path.parent)
+            free = stats.f_bavail * stats.f_frsize
+        except OSError:
+            free = None
+        if free is not None and free < _LOW_SPACE_BYTES:
+            return GalleryFull(
+                f"{self.path}: the disk is full ({free} bytes free), the change was not "
+                "saved; free some space and try again"
+            )
+        return GalleryError(
+            f"{self.path}: cannot write it ({text}), the change was not saved; check the disk"
+        )
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -397,7 +485,12 @@ class Gallery:
                 conn.execute("COMMIT")
             except BaseException as exc:
                 if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        # SQLite may have rolled back already (a failed COMMIT after an I/O
+                        # error); the first error is the one to report.
+                        pass
                 if isinstance(exc, sqlite3.Error):
                     raise self._translate(exc) from None
                 raise

@@ -129,18 +129,23 @@ class Recognizer:
         self.reload()
 
     @classmethod
-    def from_settings(cls, settings: Settings, engine: FaceEngine | None = None) -> Recognizer:
-        """Load the models (or use `engine`) and open `gallery.sqlite3` in the data dir. The
-        match threshold is FACELIVE_THRESHOLD, else the one `facelive calibrate` stored in the
-        data dir for this embedder, else the embedder's shipped default."""
-        engine = engine if engine is not None else FaceEngine(settings)
-        threshold, source = active_threshold(
-            settings.data_dir, engine.embedder.name, engine.embedder.threshold,
-            settings.match_threshold, getattr(engine.embedder, "recipe", None),
-        )
-        log.info("match threshold %.4f (%s)", threshold, source)
-        gallery = Gallery.in_dir(settings.data_dir)
+    def from_settings(
+        cls, settings: Settings, engine: FaceEngine | None = None, gallery: Gallery | None = None
+    ) -> Recognizer:
+        """Load the models (or use `engine`) and open `gallery.sqlite3` in the data dir (or use
+        `gallery`, which is then closed on failure). The match threshold is
+        FACELIVE_THRESHOLD, else the one `facelive calibrate` stored in the data dir for this
+        embedder, else the embedder's shipped default."""
+        # The gallery first: a corrupt or read-only file is then reported at once, not after
+        # the seconds the models take to load.
+        gallery = gallery if gallery is not None else Gallery.in_dir(settings.data_dir)
         try:
+            engine = engine if engine is not None else FaceEngine(settings)
+            threshold, source = active_threshold(
+                settings.data_dir, engine.embedder.name, engine.embedder.threshold,
+                settings.match_threshold, getattr(engine.embedder, "recipe", None),
+            )
+            log.info("match threshold %.4f (%s)", threshold, source)
             return cls(
                 engine,
                 gallery,
