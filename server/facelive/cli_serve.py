@@ -41,6 +41,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         port=args.port,
         certfile=args.certfile,
         keyfile=args.keyfile,
+        max_clients=getattr(args, "max_clients", None),
     )
 
 
@@ -58,6 +59,8 @@ def add_serve_command(
     serve.add_argument("--certfile", metavar="F",
                        help="TLS certificate (PEM); default: a self-signed one in the data dir")
     serve.add_argument("--keyfile", metavar="F", help="TLS private key (PEM), with --certfile")
+    serve.add_argument("--max-clients", type=int, metavar="N",
+                       help="live connections at once (default: $FACELIVE_MAX_CLIENTS or 32)")
     serve.set_defaults(func=cmd_serve)
     return serve
 

@@ -52,6 +52,7 @@ class Settings:
     FACELIVE_CERTFILE -> certfile, FACELIVE_KEYFILE -> keyfile, FACELIVE_TOKEN -> token,
     FACELIVE_ALLOWED_ORIGINS -> allowed_origins (comma-separated),
     FACELIVE_MAX_FRAME_BYTES -> max_frame_bytes, FACELIVE_MAX_FRAME_PIXELS -> max_frame_pixels,
+    FACELIVE_MAX_CLIENT_FPS -> max_client_fps, FACELIVE_MAX_CLIENTS -> max_clients,
     FACELIVE_WEB_DIR -> web_dir.
     """
 
@@ -87,6 +88,13 @@ class Settings:
     # Live frames are small JPEGs; these guards are far tighter than the ones for uploads.
     max_frame_bytes: int = 1024 * 1024
     max_frame_pixels: int = 2048 * 2048
+    # Frames per second one live connection may send. A camera delivers about 30, so more
+    # would only repeat pictures; the page sends one frame at a time and reaches ~25 fps on a
+    # CPU, so it is never held back there, while a script flooding frames is. 0: no limit.
+    max_client_fps: int = 30
+    # Live connections at once (viewers included). The load benchmark streams from 16 clients;
+    # twice that leaves room, and beyond it each client of one CPU would get ~1 fps anyway.
+    max_clients: int = 32
     # The browser page (index.html, js/, node_modules/); None: the checkout's web/ folder.
     web_dir: Path | None = None
 
@@ -126,6 +134,12 @@ class Settings:
             raise SettingsError(
                 "FACELIVE_MAX_FRAME_BYTES must be >= 1024 and FACELIVE_MAX_FRAME_PIXELS >= 4096"
             )
+        if not 0 <= self.max_client_fps <= 1000:
+            raise SettingsError(
+                f"FACELIVE_MAX_CLIENT_FPS must be 0..1000 (0: no limit), got {self.max_client_fps}"
+            )
+        if not 1 <= self.max_clients <= 10_000:
+            raise SettingsError(f"FACELIVE_MAX_CLIENTS must be 1..10000, got {self.max_clients}")
 
     @classmethod
     def from_env(
@@ -152,6 +166,8 @@ class Settings:
             ("port", "FACELIVE_PORT"),
             ("max_frame_bytes", "FACELIVE_MAX_FRAME_BYTES"),
             ("max_frame_pixels", "FACELIVE_MAX_FRAME_PIXELS"),
+            ("max_client_fps", "FACELIVE_MAX_CLIENT_FPS"),
+            ("max_clients", "FACELIVE_MAX_CLIENTS"),
         ):
             if env.get(name):
                 try:

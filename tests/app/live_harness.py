@@ -193,6 +193,22 @@ async def live_client(
         await client.close()
 
 
+async def connect_when_free(
+    server: LiveServer, token: str | None = None, within_s: float = 10.0
+) -> LiveClient:
+    """A connected client, trying again while the server refuses it (all its places taken):
+    the server learns of a departure only a moment after the client has left."""
+    deadline = time.monotonic() + within_s
+    while True:
+        client = LiveClient(server, token=token)
+        try:
+            return await client.connect()
+        except socketio.exceptions.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
 def read_video_frames(path: Path, count: int, size: int, quality: int) -> list[bytes]:
     """The first `count` frames of a video, resized to size x size, as JPEG bytes."""
     capture = cv2.VideoCapture(str(path))

@@ -30,7 +30,10 @@ pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequ
 
 @pytest.fixture(scope="module")
 def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = start_server(models_dir, tmp_path_factory.mktemp("capture-data"))
+    # No frame rate limit (test_live_limits.py tests it): frames go back to back, which on a
+    # fast machine would pass it.
+    live = start_server(models_dir, tmp_path_factory.mktemp("capture-data"),
+                        env={"FACELIVE_MAX_CLIENT_FPS": "0"})
     yield live
     stop_server(live)
 

@@ -36,7 +36,11 @@ MAX_FRAME_BYTES = 1024 * 1024  # the server's default limit
 def live_server(
     models_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
-    server = start_server(models_dir, tmp_path_factory.mktemp("serve-data"))
+    # No frame rate limit (test_live_limits.py tests it): these tests flood on purpose, to see
+    # the worker keep only the latest frame, and stream back to back, which on a fast machine
+    # would pass the limit.
+    server = start_server(models_dir, tmp_path_factory.mktemp("serve-data"),
+                          env={"FACELIVE_MAX_CLIENT_FPS": "0"})
     yield server
     stop_server(server)
 

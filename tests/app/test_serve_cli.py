@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from facelive.app.server import page_urls
-from facelive.cli_serve import add_serve_command
+from facelive.cli_serve import _settings, add_serve_command
 
 
 def _serve(*args: str) -> subprocess.CompletedProcess[str]:
@@ -50,6 +50,11 @@ def test_serve_command_plugs_into_a_parser() -> None:
     args = parser.parse_args(["serve", "--port", "8443", "--host", "::", "--data-dir", "d"])
     assert (args.port, args.host, args.data_dir, args.certfile) == (8443, "::", "d", None)
     assert args.func.__name__ == "cmd_serve"
+    assert args.max_clients is None  # not given: the environment's or the default
+    limited = parser.parse_args(["serve", "--max-clients", "3", "--data-dir", "d",
+                                 "--models-dir", "m"])
+    assert limited.max_clients == 3
+    assert _settings(limited).max_clients == 3
 
 
 def test_a_port_in_use_fails_with_one_line(tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
 """Hostile input against every REST route of one real `facelive serve` (real models, HTTPS).
 
 Property-based (hypothesis): random methods, paths, bodies, names and images, with no token, a
-wrong token and the right one. Whatever comes in, the server must never answer 5xx and must
-stay alive; a request without a valid token must never change the gallery; a name the gallery
-rules refuse must be answered 4xx even with the token.
+wrong token and the right one; and over-long URLs. Whatever comes in, the server must never
+answer 5xx and must stay alive; a request without a valid token, or one refused, must never
+change the gallery; a name the gallery rules refuse must be answered 4xx even with the token.
+Every hostile request is counted in tally.TALLY (see test_hostile_total.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tally import TALLY
 
+from facelive.app.server import MAX_URL_BYTES
 from facelive.recognition.names import InvalidName, validate_name
 
 # The harness lives beside the app tests (a module, not a package: see its docstring).
@@ -40,10 +43,10 @@ HOSTILE_NAMES = [
     "   ", "unknown", "UNKNOWN", "%2e%2e%2f", "a/b", "\u200b", "\ufeffbom", "line\nbreak",
     "<script>alert(1)</script>", "\ud7ff", "名字", "Zoë", "a" * 101, "?q=1#frag", ".", "..",
 ]
-HOSTILE_SETTINGS = settings(max_examples=120, deadline=None, derandomize=True,
+HOSTILE_SETTINGS = settings(max_examples=250, deadline=None, derandomize=True,
                             suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                    HealthCheck.too_slow])
-COUNT: dict[str, int] = {"requests": 0}
+CHANNEL = "REST"
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +59,31 @@ def server(models_dir: Path, test_data: Path,
         added = call(live, "POST", f"/api/people/{quote(SEED)}/examples", live.token,
                      files=[("images", ("face.jpg", face, "image/jpeg"))])
         assert added.status_code == 200, added.text
+        start = who(live)
         yield live
+        check_at_the_end(live, start)
     finally:
-        print(f"\nhostile REST: {COUNT['requests']} requests sent")
         stop_server(live)
+
+
+def who(server: LiveServer) -> list[tuple[str, int]]:
+    """The gallery as (name, examples): what a token example may change, then restore."""
+    return [(p["name"], p["examples"]) for p in gallery(server)["people"]]
+
+
+def check_at_the_end(server: LiveServer, start: list[tuple[str, int]]) -> None:
+    """Alive and answering after everything, with the gallery it started with."""
+    TALLY.finished.add(CHANNEL)  # counted in the figure, whatever follows
+    alive = server.proc.poll() is None
+    if alive:
+        try:
+            alive = server.get("/api/health").status_code == 200
+        except requests.RequestException:
+            alive = False
+    TALLY.crashes += not alive
+    assert alive, "the server died or stopped answering:\n" + "\n".join(server.output[-30:])
+    assert not changed(start, who(server)), "the gallery did not end as it started"
+    print(f"\nhostile REST: {TALLY.inputs[CHANNEL]} requests")
 
 
 class Photo(bytes):
@@ -84,12 +108,25 @@ def call(server: LiveServer, method: str, path: str, token: str | None,
          **kwargs: Any) -> requests.Response:
     """One request; `path` must already be percent-encoded (so that requests/urllib3 does not
     resolve ../ segments client-side: the server has to see them)."""
-    COUNT["requests"] += 1
     headers = kwargs.pop("headers", {})
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     return server.http.request(method, server.url + path, headers=headers, verify=False,
                                timeout=120, **kwargs)
+
+
+def hostile(server: LiveServer, method: str, path: str, token: str | None,
+            **kwargs: Any) -> requests.Response:
+    """A hostile request: `call`, counted."""
+    TALLY.sent(CHANNEL)
+    return call(server, method, path, token, **kwargs)
+
+
+def changed(before: Any, after: Any) -> bool:
+    """Compare galleries, counting a change (the assertion that follows fails the test)."""
+    if before != after:
+        TALLY.gallery_changes += 1
+    return before != after
 
 
 def gallery(server: LiveServer) -> Any:
@@ -100,14 +137,18 @@ def gallery(server: LiveServer) -> Any:
 
 def assert_sane(server: LiveServer, response: requests.Response, what: str) -> None:
     """Never a 5xx; the process still runs; an /api error is JSON {error}."""
+    TALLY.http_5xx += response.status_code >= 500
     assert response.status_code < 500, f"{what} -> {response.status_code}: {response.text[:300]}"
     assert server.proc.poll() is None, f"server died after {what}:\n" + "\n".join(
         server.output[-30:])
     # Under /api (as sent: urllib3 may have resolved "../" segments away) every refusal is
-    # JSON {error}, which the page and scripts rely on. Except 414/431: eventlet's HTTP server
-    # refuses an over-long request line or header (8 kB) before Flask sees it, with no body.
-    if (response.status_code >= 400 and response.status_code not in (414, 431)
-            and (response.request.path_url or "").startswith("/api")):
+    # JSON {error}, which the page and scripts rely on. Except where eventlet's HTTP server
+    # refuses before Flask sees the request, with no body: a URL over MAX_URL_BYTES (414), a
+    # header line over 8 kB (431).
+    path = response.request.path_url or ""
+    eventlet_refusal = (response.status_code == 431
+                        or (response.status_code == 414 and len(path) >= MAX_URL_BYTES - 20))
+    if response.status_code >= 400 and not eventlet_refusal and path.startswith("/api"):
         assert response.headers.get("content-type", "").startswith("application/json"), (
             what, response.status_code, response.text[:200])
         assert "error" in response.json(), response.text[:300]
@@ -124,8 +165,7 @@ def name_is_valid(name: str) -> bool:
 def restore(server: LiveServer, face: bytes) -> None:
     """Back to exactly the seed person after a token example that legitimately changed things
     (a valid odd name is allowed to be enrolled or renamed to)."""
-    names = [p["name"] for p in gallery(server)["people"]]
-    if names == [SEED]:
+    if who(server) == [(SEED, 1)]:
         return
     assert call(server, "DELETE", "/api/people", server.token).status_code == 200
     added = call(server, "POST", f"/api/people/{quote(SEED)}/examples", server.token,
@@ -237,12 +277,12 @@ def test_no_token_never_changes_the_gallery(server: LiveServer, face_jpeg: bytes
     @given(case=_unauthorised(face_jpeg))
     def check(case: tuple[tuple[str, str, dict, str], str | None]) -> None:
         (method, path, kwargs, _name), token = case
-        response = call(server, method, path, token, **kwargs)
+        response = hostile(server, method, path, token, **kwargs)
         assert_sane(server, response, f"{method} {path[:120]} token={token!r:.20}")
         if method in ("POST", "PATCH", "DELETE", "PUT") and path != "/api/identify":
             # Refused or unrouted, never done.
             assert response.status_code >= 400, f"{method} {path[:120]}: {response.text[:200]}"
-        assert gallery(server) == before, f"{method} {path[:120]} changed the gallery"
+        assert not changed(before, gallery(server)), f"{method} {path[:120]} changed the gallery"
 
     check()
 
@@ -250,14 +290,17 @@ def test_no_token_never_changes_the_gallery(server: LiveServer, face_jpeg: bytes
 def test_with_token_hostile_input_is_refused_not_crashing(
     server: LiveServer, face_jpeg: bytes
 ) -> None:
-    @settings(HOSTILE_SETTINGS, max_examples=120)
+    @settings(HOSTILE_SETTINGS, max_examples=200)
     @given(case=requests_(face_jpeg))
     def check(case: tuple[str, str, dict, str]) -> None:
         method, path, kwargs, name = case
-        response = call(server, method, path, server.token, **kwargs)
+        before = gallery(server)
+        response = hostile(server, method, path, server.token, **kwargs)
         assert_sane(server, response, f"{method} {path[:120]} (token)")
         if "/people/" in path and path.endswith("/examples") and not name_is_valid(name):
             assert 400 <= response.status_code < 500, (name[:80], response.text[:200])
+        if response.status_code >= 400:  # refused: nothing may have changed
+            assert not changed(before, gallery(server)), f"{method} {path[:120]} (token)"
         restore(server, face_jpeg)
 
     check()
@@ -270,8 +313,8 @@ def test_hostile_names_with_a_real_face_are_refused(
 ) -> None:
     """A real face, so that only the name can be the reason for a refusal: an invalid name is
     4xx and stores nothing; a valid one is stored under exactly that (normalised) name."""
-    response = call(server, "POST", f"/api/people/{segment(name)}/examples", server.token,
-                    files=[("images", ("face.jpg", face_jpeg, "image/jpeg"))])
+    response = hostile(server, "POST", f"/api/people/{segment(name)}/examples", server.token,
+                       files=[("images", ("face.jpg", face_jpeg, "image/jpeg"))])
     assert_sane(server, response, f"enrol {name[:80]!r}")
     people = [p["name"] for p in gallery(server)["people"]]
     if name_is_valid(name):
@@ -279,7 +322,7 @@ def test_hostile_names_with_a_real_face_are_refused(
         assert validate_name(name) in people and SEED in people
     else:
         assert 400 <= response.status_code < 500, (name[:80], response.text[:200])
-        assert people == [SEED], f"{name[:80]!r} was stored"
+        assert not changed([SEED], people), f"{name[:80]!r} was stored"
     restore(server, face_jpeg)
 
 
@@ -288,11 +331,42 @@ def test_oversize_bodies_are_413_and_change_nothing(server: LiveServer) -> None:
     big = b"\xff\xd8" + b"\x00" * (MAX_FILE_BYTES * 25)  # over every per-request limit
     for path, field in (("/api/identify", "image"),
                         (f"/api/people/{quote('Big One')}/examples", "images")):
-        response = call(server, "POST", path, server.token,
-                        files=[(field, ("big.jpg", big, "image/jpeg"))])
+        response = hostile(server, "POST", path, server.token,
+                           files=[(field, ("big.jpg", big, "image/jpeg"))])
         assert_sane(server, response, f"oversize POST {path}")
         assert response.status_code == 413, response.text[:200]
-    assert gallery(server) == before
+    assert not changed(before, gallery(server))
+
+
+@pytest.mark.parametrize("token", [None, "right"])
+@pytest.mark.parametrize(("method", "route"), [
+    ("GET", "/api/people/{}/thumbnail"), ("POST", "/api/people/{}/examples"),
+    ("PATCH", "/api/people/{}"), ("DELETE", "/api/people/{}"), ("GET", "/api/{}"),
+])
+def test_a_10_kb_url_gets_a_json_4xx(
+    server: LiveServer, token: str | None, method: str, route: str
+) -> None:
+    """A URL far longer than any name (10 kB; a name is at most 100 characters) reaches the app
+    and is refused like any bad name: 4xx with JSON {error}, not eventlet's empty 414."""
+    before = gallery(server)
+    path = route.format("x" * 10_000)
+    response = hostile(server, method, path, server.token if token else None,
+                       json={"name": "y"} if method == "PATCH" else None)
+    assert_sane(server, response, f"{method} of a {len(path)}-byte URL")
+    assert 400 <= response.status_code < 500 and response.status_code != 414, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert response.json()["error"]
+    assert not changed(before, gallery(server))
+
+
+def test_a_url_over_the_request_line_limit_is_414(server: LiveServer) -> None:
+    """Over MAX_URL_BYTES eventlet refuses the request line itself; the server goes on."""
+    before = gallery(server)
+    response = hostile(server, "DELETE", "/api/people/" + "x" * MAX_URL_BYTES, server.token)
+    assert_sane(server, response, "an over-limit URL")
+    assert response.status_code == 414
+    assert server.get("/api/health").status_code == 200
+    assert not changed(before, gallery(server))
 
 
 def test_no_exception_was_logged(server: LiveServer) -> None:

@@ -1,7 +1,9 @@
 // The live page: camera frames to the server, one at a time, and face boxes back; plus the
 // panels around it (capture, people, photos).
 // A new frame goes out only when the reply to the previous one has come (or timed out), so a
-// slow server or network lowers the frame rate instead of building a queue.
+// slow server or network lowers the frame rate instead of building a queue; and never faster
+// than the server's frame rate limit (`max_client_fps` in its hello), which a fast server would
+// otherwise let the page exceed.
 import { Api } from "./api.js";
 import { Camera } from "./camera.js";
 import { CaptureView } from "./capture.js";
@@ -20,6 +22,8 @@ const camera = new Camera(video);
 let running = false;
 let seq = 0;
 let inFlight = null; // {seq, started, frame: {width, height}, timer}
+let nextFrameAt = 0; // performance.now() before which no frame goes out (the rate limit)
+let pacer = 0; // the timer that sends the next frame once the rate limit allows
 let shown = { faces: [], frame: null }; // the latest reply, redrawn on resize
 
 // Frames per second over the last two seconds; latency smoothed over recent frames.
@@ -85,6 +89,12 @@ const live = connectLive(token, {
     finish();
   },
   onError(error) {
+    if (error.code === "rate_limited") {
+      // The frame came too soon after the last ones: not a fault to show, only a pause.
+      nextFrameAt = Math.max(nextFrameAt, performance.now() + (error.retry_ms ?? 100));
+      if (inFlight && error.seq === inFlight.seq) finish();
+      return;
+    }
     say(error.message);
     if (inFlight && error.seq === inFlight.seq) finish();
   },
@@ -124,6 +134,18 @@ function finish() {
 
 async function pump() {
   if (!running || inFlight || !live.connected || !camera.ready) return;
+  const wait = nextFrameAt - performance.now();
+  if (wait > 0) {
+    if (!pacer) {
+      pacer = setTimeout(() => {
+        pacer = 0;
+        pump();
+      }, wait);
+    }
+    return;
+  }
+  const fps = server?.max_client_fps;
+  nextFrameAt = performance.now() + (fps > 0 ? 1000 / fps : 0);
   const mine = { seq: ++seq, started: performance.now(), frame: null, timer: 0 };
   mine.timer = setTimeout(() => inFlight === mine && finish(), REPLY_TIMEOUT_MS);
   inFlight = mine;

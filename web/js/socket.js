@@ -1,7 +1,7 @@
 // The server connection: the access token, and the live protocol over Socket.IO.
 //   frame  {seq, image: JPEG bytes}           ->
 //   faces  {seq, batch, faces: [...], ms: {decode, detect, embed, knn, total}}   <-
-//   error  {seq, message}                       <-
+//   error  {seq, message, code?, retry_ms?}     <-  code "rate_limited": wait retry_ms, go on
 //   capture_start {count} / capture_cancel / capture_save {name}  ->  (answered by ack)
 //   capture {collected, target, done, hint}     <-  after each frame while capturing
 //   people_changed {gallery_size}               <-  to every page, after any gallery change
@@ -9,6 +9,7 @@ import { io } from "/vendor/socket.io/socket.io.esm.min.js";
 
 const TOKEN_KEY = "facelive.token";
 const ACK_TIMEOUT_MS = 60000; // enrolment runs on the server's busy inference thread
+const BUSY_RETRY_MS = 10000; // a server with all its places taken: ask again this much later
 
 /**
  * The token from the link (?token=...), remembered for later visits and then removed from the
@@ -52,6 +53,9 @@ export function connectLive(token, handlers) {
       return;
     }
     handlers.onStatus("offline", `offline: ${err.message}`);
+    // Refused by the server itself ("server busy": every place taken), Socket.IO does not try
+    // again on its own; a place may free up, so ask again later.
+    if (!socket.active) setTimeout(() => socket.connect(), BUSY_RETRY_MS);
   });
   socket.on("hello", (info) => handlers.onHello(info));
   socket.on("faces", (reply) => handlers.onFaces(reply));

@@ -63,6 +63,7 @@ def create_app(settings: Settings, recognizer: Any | None = None) -> tuple[Flask
         recognizer=recognizer,
         max_pixels=settings.max_frame_pixels,
         max_bytes=settings.max_frame_bytes,
+        max_fps=settings.max_client_fps,
     )
     state = LiveState(
         settings=settings,

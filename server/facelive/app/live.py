@@ -1,5 +1,6 @@
-"""Socket.IO events of the live view: connect (token check), frame (queue it), disconnect; and
-Capture Examples: capture_start, capture_cancel, capture_save (answered through acks).
+"""Socket.IO events of the live view: connect (token check, client limit), frame (rate check,
+then queue it), disconnect; and Capture Examples: capture_start, capture_cancel, capture_save
+(answered through acks).
 
 Each handler does one quick thing and returns; the work happens in the LiveWorker, or on the
 inference thread (enrolment, through state.people).
@@ -57,6 +58,17 @@ def register_live_events(socketio: SocketIO, state: LiveState) -> None:
         given = auth.get("token") if isinstance(auth, dict) else None
         if given and not token_matches(given, state.token):
             raise RefuseConnection("invalid token")
+        # Checked and counted with no yield in between: green threads cannot both take the
+        # last place. A refused connection was never counted, so it holds no place. The
+        # token holder is always let in (and counted): a crowd of viewers must not lock the
+        # owner out of their own server.
+        connected = len(state.clients)
+        if connected >= settings.max_clients and not given:
+            raise RefuseConnection(
+                f"server busy: {connected} client{'s' if connected != 1 else ''} connected, "
+                f"the limit is {settings.max_clients}; try again later"
+            )
+        state.clients.add(request.sid)
         if given:
             state.writers.add(request.sid)
         emit("hello", {
@@ -65,24 +77,31 @@ def register_live_events(socketio: SocketIO, state: LiveState) -> None:
             "can_change": bool(given),
             "max_frame_bytes": settings.max_frame_bytes,
             "max_frame_pixels": settings.max_frame_pixels,
+            # The page paces itself by this (0: no limit); a frame sent faster is answered
+            # `rate_limited`.
+            "max_client_fps": settings.max_client_fps,
             "upload_limits": state.limits.describe(),
         })
 
     @socketio.on("disconnect")
     def on_disconnect(reason: Any = None) -> None:
+        state.clients.discard(request.sid)
         state.worker.forget(request.sid)
         state.writers.discard(request.sid)
         state.captures.pop(request.sid, None)
 
     @socketio.on("frame")
     def on_frame(message: Any = None) -> None:
+        received = time.perf_counter()
         try:
+            # The rate first: a frame over it is answered without being looked at.
+            state.worker.admit(request.sid, message, received)
             frame = parse_frame(
-                message, time.perf_counter(), settings.max_frame_bytes, settings.max_frame_pixels
+                message, received, settings.max_frame_bytes, settings.max_frame_pixels
             )
             state.worker.submit(request.sid, frame)
         except FrameError as exc:
-            emit("error", error_reply(str(exc), exc.seq))
+            emit("error", exc.reply())
 
     @socketio.on("capture_start")
     def on_capture_start(message: Any = None) -> dict[str, Any]:

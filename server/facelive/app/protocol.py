@@ -4,7 +4,11 @@
     client -> server  frame  {seq: int, image: bytes (JPEG)}
     server -> client  faces  {seq, batch, faces: [face...], ms: {decode, detect, embed, knn,
                               total}}
-    server -> client  error  {seq: int | None, message: str}
+    server -> client  error  {seq: int | None, message: str, code?: str, retry_ms?: int}
+
+An error with code "rate_limited" is not a failure: the frame came faster than the client's
+frame rate limit (`max_client_fps` in `hello`) and was not looked at; the client waits
+`retry_ms` and sends its next frame.
 
 A face is {box: [x, y, w, h], score, landmarks: [[x, y] x 5], name, distance, confidence},
 in pixels of the frame as sent. `total` runs from the frame's arrival to its reply, so it
@@ -29,6 +33,36 @@ class FrameError(ValueError):
     def __init__(self, message: str, seq: int | None = None) -> None:
         super().__init__(message)
         self.seq = seq
+
+    def reply(self) -> dict[str, Any]:
+        """The `error` event that answers the frame."""
+        return error_reply(str(self), self.seq)
+
+
+class RateLimited(FrameError):
+    """A frame over the client's frame rate: answered (the page waits for the reply to its
+    seq before it sends again) but not looked at."""
+
+    CODE = "rate_limited"
+
+    def __init__(self, fps: float, retry_ms: int, seq: int | None = None) -> None:
+        super().__init__(
+            f"too many frames: at most {fps:g} per second; send the next one in {retry_ms} ms",
+            seq,
+        )
+        self.retry_ms = retry_ms
+
+    def reply(self) -> dict[str, Any]:
+        return error_reply(str(self), self.seq, code=self.CODE, retry_ms=self.retry_ms)
+
+
+def frame_seq(message: Any) -> int | None:
+    """The seq of a `frame` message when it has a usable one, else None; for answering a
+    message before (or without) checking the rest of it."""
+    seq = message.get("seq") if isinstance(message, dict) else None
+    if isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq <= MAX_SEQ:
+        return seq
+    return None
 
 
 @dataclass(frozen=True)
@@ -108,5 +142,13 @@ def faces_reply(
     return {"seq": seq, "batch": batch, "faces": faces, "ms": timings}
 
 
-def error_reply(message: str, seq: int | None = None) -> dict[str, Any]:
-    return {"seq": seq, "message": message}
+def error_reply(
+    message: str, seq: int | None = None, code: str | None = None, retry_ms: int | None = None
+) -> dict[str, Any]:
+    """The `error` event; `code` and `retry_ms` only where a client should act on them."""
+    reply: dict[str, Any] = {"seq": seq, "message": message}
+    if code is not None:
+        reply["code"] = code
+    if retry_ms is not None:
+        reply["retry_ms"] = retry_ms
+    return reply

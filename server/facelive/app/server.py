@@ -20,6 +20,10 @@ from facelive import __version__
 from facelive.settings import Settings
 
 TLS_DIR = "tls"
+# The longest request line (method, URL, version) handed to Flask. Above it eventlet answers a
+# bare 414 with no body; its default (8 kB) sent some hostile URLs there instead of to our JSON
+# errors. No real URL comes near: a name is at most 100 characters, 1.2 kB percent-encoded.
+MAX_URL_BYTES = 64 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -190,4 +194,5 @@ def _run(
     print("\n".join(lines), file=out, flush=True)
 
     secure = context.wrap_socket(listener, server_side=True)
-    eventlet.wsgi.server(secure, app, protocol=_protocol(), log_output=False, debug=False)
+    eventlet.wsgi.server(secure, app, protocol=_protocol(), log_output=False, debug=False,
+                         url_length_limit=MAX_URL_BYTES)

@@ -31,6 +31,8 @@ class LiveState:
     limits: UploadLimits
     # (event, payload) to every connected page.
     broadcast: Callable[[str, dict[str, Any]], None]
+    # Socket.IO sids connected now (counted against settings.max_clients).
+    clients: set[str] = field(default_factory=set)
     # Socket.IO sids that connected with the right token: allowed to change the gallery.
     writers: set[str] = field(default_factory=set)
     # sid -> its capture in progress (or finished and waiting for a name).

@@ -10,11 +10,15 @@ Queueing rule: each client has at most one waiting frame; a newer one replaces i
 so a client that sends faster than the server works gets replies for some frames only, and
 memory stays bounded by the number of clients. Each round takes the waiting frames of several
 clients and runs them as one recognizer batch.
+
+Rate rule: each client may send `max_fps` frames a second (a token bucket with a small burst);
+a frame over it is answered with a `rate_limited` error at once and never queued.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -24,7 +28,14 @@ from typing import Any
 from eventlet import tpool
 from eventlet.green import threading as green_threading
 
-from facelive.app.protocol import Frame, FrameError, error_reply, faces_reply
+from facelive.app.protocol import (
+    Frame,
+    FrameError,
+    RateLimited,
+    error_reply,
+    faces_reply,
+    frame_seq,
+)
 from facelive.vision.image import ImageError, decode_image
 
 log = logging.getLogger(__name__)
@@ -32,6 +43,11 @@ log = logging.getLogger(__name__)
 # A client counts as streaming while its latest frame is this recent; the worker waits a moment
 # for streaming clients' next frames so that they share a batch instead of alternating.
 ACTIVE_S = 1.0
+
+# Frames a client may send back to back above its rate: absorbs the jitter of a page pacing
+# itself at the limit (a frame grabbed late, then one on time), while a flood is cut off after a
+# handful.
+RATE_BURST = 5
 
 
 def on_inference_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -41,6 +57,31 @@ def on_inference_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> An
     they run one at a time, and the recognizer's locks, green once eventlet has patched
     `threading`, are never contended from two OS threads."""
     return tpool.execute(fn, *args, **kwargs)
+
+
+class FrameRate:
+    """Per-client token bucket: on average `per_second` frames a second, up to `burst` back to
+    back. A refused frame spends nothing, so a client that sends without pause still gets
+    `per_second` frames a second through."""
+
+    def __init__(self, per_second: float, burst: int = RATE_BURST) -> None:
+        self.per_second = per_second
+        self.burst = burst
+        self._buckets: dict[str, tuple[float, float]] = {}  # sid -> (tokens, as of when)
+
+    def take(self, sid: str, now: float) -> float:
+        """Spend one frame of the client's allowance at `now` (seconds, monotonic). Returns 0.0
+        when it had one, else the seconds until it has one again."""
+        tokens, then = self._buckets.get(sid, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + max(0.0, now - then) * self.per_second)
+        if tokens >= 1.0 - 1e-9:  # float noise must not refuse a frame that is on time
+            self._buckets[sid] = (max(0.0, tokens - 1.0), now)
+            return 0.0
+        self._buckets[sid] = (tokens, now)
+        return (1.0 - tokens) / self.per_second
+
+    def forget(self, sid: str) -> None:
+        self._buckets.pop(sid, None)
 
 
 @dataclass
@@ -54,7 +95,8 @@ class _Outcome:
 class LiveWorker:
     """emit: `(event, payload, sid)`; recognizer: see facelive.app.recognizer. `observer`,
     when set, is called `(sid, frame, faces)` after each answered frame, on the green side
-    (Capture Examples judges the frames of a capturing client there)."""
+    (Capture Examples judges the frames of a capturing client there). max_fps: frames a second
+    per client (`admit`); None or 0: no limit."""
 
     def __init__(
         self,
@@ -65,6 +107,7 @@ class LiveWorker:
         max_bytes: int,
         max_batch: int = 8,
         gather_s: float = 0.010,
+        max_fps: int | None = None,
     ) -> None:
         self._emit = emit
         self._spawn = spawn
@@ -74,6 +117,7 @@ class LiveWorker:
         self._max_batch = max_batch
         self._gather_s = gather_s
         self.observer: Callable[[str, Frame, list[dict[str, Any]]], None] | None = None
+        self._rate = FrameRate(max_fps) if max_fps else None
         self._pending: dict[str, Frame] = {}
         self._last_seq: dict[str, int] = {}
         self._last_seen: dict[str, float] = {}
@@ -81,6 +125,17 @@ class LiveWorker:
         self._started = False
 
     # ----------------------------------------------------------- green side (event loop)
+    def admit(self, sid: str, message: Any, now: float) -> None:
+        """Count a `frame` message (any, checked or not: a flood of garbage costs too) against
+        the client's rate. Raises RateLimited, with the message's seq when it has one."""
+        if self._rate is None:
+            return
+        wait_s = self._rate.take(sid, now)
+        if wait_s > 0.0:
+            # Rounded first: float noise must not turn 300 ms into 301.
+            retry_ms = max(1, math.ceil(round(wait_s * 1000.0, 6)))
+            raise RateLimited(self._rate.per_second, retry_ms, frame_seq(message))
+
     def submit(self, sid: str, frame: Frame) -> None:
         """Queue a checked frame as the client's latest. Raises FrameError for a seq that does
         not increase (it would break the reply order the client relies on)."""
@@ -100,6 +155,8 @@ class LiveWorker:
         self._pending.pop(sid, None)
         self._last_seq.pop(sid, None)
         self._last_seen.pop(sid, None)
+        if self._rate is not None:
+            self._rate.forget(sid)
 
     @property
     def pending(self) -> int:
