@@ -3,13 +3,14 @@
     python bench/crash.py [--json] [--rounds 50] [--seed 1] [--per-person 3] [--models-dir D]
                           [--data DIR]
 
-Each round enrols a different LFW person (`--per-person` photos, one request) through
-POST /api/people/{name}/examples of a real `facelive serve` subprocess, kills the server with
-SIGKILL at a random instant (seeded) while the request runs, checks the gallery file (SQLite
-`PRAGMA integrity_check`, people and examples), restarts the server and checks again through
-the API: every enrolment answered 2xx before a kill must be there with all its examples (and a
-vector each); one cut off is absent or whole, never partial; nobody else appears. Needs
-FACELIVE_TEST_DATA (../shared/data) and fetched models. Exit status 1 when anything was lost.
+Each round streams enrolments, one request after another (a different LFW person's
+`--per-person` photos each), through POST /api/people/{name}/examples of a real `facelive serve`
+subprocess, and kills the server with SIGKILL at a random instant (seeded) of the stream. Then
+it checks the gallery file (SQLite `PRAGMA integrity_check`, people and examples), restarts the
+server and checks again through the API: every enrolment answered 2xx before a kill, in any
+round, must be there with all its examples (and a vector each); the one cut off is absent or
+whole, never partial; nobody else appears. Needs FACELIVE_TEST_DATA (../shared/data) and
+fetched models. Exit status 1 when anything was lost.
 """
 
 from __future__ import annotations
@@ -41,9 +42,11 @@ REPO = Path(__file__).resolve().parents[1]
 URL_LINE = re.compile(r"https://127\.0\.0\.1:(\d+)/\?token=(\S+)")
 GALLERY = "gallery.sqlite3"
 START_TIMEOUT_S = 240
-# Kills fall uniformly in [0, KILL_SPAN x a typical request): most cut a request off, some
-# come after its reply (those must find the enrolment stored).
-KILL_SPAN = 1.5
+# Kills fall uniformly in the first STREAM_S seconds of a round's stream of enrolments: a
+# dozen or so are answered before it (their data must survive), one is cut off.
+STREAM_S = 2.5
+# LFW people the enrolments cycle through (their photos are read once).
+POOL = 200
 
 
 @dataclass
@@ -78,39 +81,47 @@ def start_server(data_dir: Path, models_dir: str | None) -> Server:
         time.sleep(0.1)
 
 
-def lfw_people(lfw: Path, count: int, per_person: int, seed: int) -> list[list[Path]]:
-    """`count` different LFW people with at least `per_person` photos each (seeded choice)."""
+def lfw_people(lfw: Path, count: int, per_person: int, seed: int) -> list[tuple[str, list[bytes]]]:
+    """`count` different LFW people with at least `per_person` photos each (seeded choice):
+    (name, photo bytes)."""
     people = [sorted(d.glob("*.jpg")) for d in sorted(lfw.iterdir()) if d.is_dir()]
     people = [photos[:per_person] for photos in people if len(photos) >= per_person]
     if len(people) < count:
         raise SystemExit(f"bench: only {len(people)} LFW people have {per_person} photos")
-    return random.Random(seed).sample(people, count)
+    return [(photos[0].parent.name.replace("_", " "), [p.read_bytes() for p in photos])
+            for photos in random.Random(seed).sample(people, count)]
 
 
 def enrol(http: requests.Session, server: Server, name: str,
-          photos: list[Path]) -> requests.Response:
-    files = [("images", (p.name, p.read_bytes(), "image/jpeg")) for p in photos]
+          photos: list[bytes]) -> requests.Response:
+    files = [("images", (f"{i}.jpg", data, "image/jpeg")) for i, data in enumerate(photos)]
     return http.post(f"{server.url}/api/people/{quote(name, safe='')}/examples", files=files,
                      headers={"Authorization": f"Bearer {server.token}"}, verify=False,
                      timeout=120)
 
 
-def enrol_in_background(http: requests.Session, server: Server, name: str,
-                        photos: list[Path]) -> tuple[threading.Thread, dict[str, Any]]:
-    """Start the request on a thread; the dict gets `reply` and `seconds` if one comes."""
-    answer: dict[str, Any] = {}
+def enrol_stream(
+    http: requests.Session, server: Server, people: list[list[bytes]], names: list[str],
+) -> tuple[threading.Thread, list[dict[str, Any]]]:
+    """Enrol people[i] as names[i], one request after another, on a thread, until a request
+    fails (the kill). Each answer dict gets `name` and `reply` + `seconds`, or `error`."""
+    answers: list[dict[str, Any]] = []
 
-    def request() -> None:
-        sent = time.perf_counter()
-        try:
-            answer["reply"] = enrol(http, server, name, photos)
-            answer["seconds"] = time.perf_counter() - sent
-        except requests.RequestException as exc:  # the kill cut the connection
-            answer["error"] = exc
+    def stream() -> None:
+        for name, photos in zip(names, people, strict=True):
+            answer: dict[str, Any] = {"name": name}
+            answers.append(answer)
+            sent = time.perf_counter()
+            try:
+                answer["reply"] = enrol(http, server, name, photos)
+                answer["seconds"] = time.perf_counter() - sent
+            except requests.RequestException as exc:  # the kill cut the connection
+                answer["error"] = exc
+                return
 
-    thread = threading.Thread(target=request)
+    thread = threading.Thread(target=stream)
     thread.start()
-    return thread, answer
+    return thread, answers
 
 
 def api_people(http: requests.Session, server: Server) -> dict[str, int]:
@@ -146,7 +157,7 @@ def stop(server: Server) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
-    people = lfw_people(Path(args.data) / "lfw", args.rounds + 2, args.per_person, args.seed)
+    pool = lfw_people(Path(args.data) / "lfw", POOL, args.per_person, args.seed)
     http = requests.Session()
     committed: dict[str, int] = {}  # name -> examples, for every enrolment known stored
     outcomes = {"answered_2xx_before_kill": 0, "cut_off_found_whole": 0,
@@ -156,6 +167,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     request_s: list[float] = []
     start_s: list[float] = []
     round_s: list[float] = []
+    sent_total = 0
 
     lost = 0  # the most committed examples found missing at any one check
 
@@ -178,27 +190,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         server = start_server(data_dir, args.models_dir)
         start_s.append(time.perf_counter() - started)
         try:
-            # Two enrolments without a kill, the second one the first request after a restart
-            # (slower than later ones), like every killed one: it times the kill window.
-            for number, photos in enumerate(people[:2]):
-                if number:
-                    stop(server)
-                    server = start_server(data_dir, args.models_dir)
-                sent = time.perf_counter()
-                reply = enrol(http, server, f"Calibration {photos[0].parent.name}", photos)
-                reply.raise_for_status()
-                committed[reply.json()["name"]] = reply.json()["examples_added"]
-            request_s.append(time.perf_counter() - sent)
-            for number, photos in enumerate(people[2:], 1):
+            for number in range(1, args.rounds + 1):
                 round_began = time.perf_counter()
-                name = photos[0].parent.name.replace("_", " ")
-                thread, answer = enrol_in_background(http, server, name, photos)
-                time.sleep(rng.uniform(0, KILL_SPAN * statistics.median(request_s)))
+                # More requests than can run before the kill; each a new name.
+                chosen = [pool[(sent_total + i) % len(pool)] for i in range(200)]
+                names = [f"{who} {number}-{i}" for i, (who, _) in enumerate(chosen)]
+                thread, answers = enrol_stream(http, server, [p for _, p in chosen], names)
+                time.sleep(rng.uniform(0, STREAM_S))
                 server.proc.send_signal(signal.SIGKILL)
                 server.proc.wait()
                 thread.join(timeout=60)
-                reply = answer.get("reply")
-                if reply is not None:
+                sent_total += len(answers)
+                cut_name = None
+                for answer in answers:
+                    reply = answer.get("reply")
+                    if reply is None:
+                        cut_name = answer["name"]
+                        continue
                     request_s.append(answer["seconds"])
                     if reply.ok:
                         outcomes["answered_2xx_before_kill"] += 1
@@ -212,25 +220,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     problems.append(f"round {number}: integrity_check: {check_result}")
                 if bare:
                     problems.append(f"round {number}: {bare} examples without a vector")
-                cut_off = reply is None and name in in_file
+                cut_off = cut_name is not None and cut_name in in_file
                 if cut_off:
                     # Stored although no reply came: it must be whole. Whole means as many
                     # examples as the same photos give when enrolled again.
-                    committed[name] = in_file[name]
+                    committed[cut_name] = in_file[cut_name]
                 check(f"round {number}, file", in_file)
 
                 started = time.perf_counter()
                 server = start_server(data_dir, args.models_dir)
                 start_s.append(time.perf_counter() - started)
                 check(f"round {number}, API", api_people(http, server))
-                if reply is None:
+                if cut_name is not None:
                     outcomes["cut_off_found_whole" if cut_off else "cut_off_found_absent"] += 1
                 if cut_off:
+                    photos = chosen[names.index(cut_name)][1]
                     control = enrol(http, server, f"Control {number}", photos)
                     whole = control.json().get("examples_added") if control.ok else None
-                    if whole != in_file[name]:
-                        problems.append(f"round {number}: {name!r} cut off with "
-                                        f"{in_file[name]} of {whole} examples")
+                    if whole != in_file[cut_name]:
+                        problems.append(f"round {number}: {cut_name!r} cut off with "
+                                        f"{in_file[cut_name]} of {whole} examples")
                     http.delete(f"{server.url}/api/people/{quote(f'Control {number}')}",
                                 headers={"Authorization": f"Bearer {server.token}"},
                                 verify=False, timeout=60).raise_for_status()
@@ -253,6 +262,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "photos_per_enrolment": args.per_person,
         "kills": outcomes,
+        "enrolments_sent": sent_total,
         "enrolments_stored": len(committed),
         "examples_stored": sum(committed.values()),
         "committed_examples_lost": lost,
@@ -262,8 +272,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "total": round(time.perf_counter() - began, 1),
             "per_round_median": round(statistics.median(round_s), 2) if round_s else None,
             "server_start_median": round(statistics.median(start_s), 2),
-            # The first enrolment after a start, which is what every kill interrupts.
-            "enrol_request_median": round(statistics.median(request_s), 3),
+            "enrol_request_median": round(statistics.median(request_s), 3)
+            if request_s else None,
         },
     }
 
@@ -271,7 +281,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--rounds", type=int, default=50, help="kills (one per enrolment)")
+    parser.add_argument("--rounds", type=int, default=50, help="kills (one per round)")
     parser.add_argument("--seed", type=int, default=1, help="people and kill instants")
     parser.add_argument("--per-person", type=int, default=3, help="photos per enrolment")
     parser.add_argument("--models-dir")
