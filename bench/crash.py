@@ -19,16 +19,13 @@ import argparse
 import json
 import os
 import random
-import re
 import signal
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -36,49 +33,16 @@ from urllib.parse import quote
 import requests
 import urllib3
 
-from benchutil import machine
+from benchutil import Server, machine, start_server
+from benchutil import stop_server as stop
 
 REPO = Path(__file__).resolve().parents[1]
-URL_LINE = re.compile(r"https://127\.0\.0\.1:(\d+)/\?token=(\S+)")
 GALLERY = "gallery.sqlite3"
-START_TIMEOUT_S = 240
 # Kills fall uniformly in the first STREAM_S seconds of a round's stream of enrolments: a
 # dozen or so are answered before it (their data must survive), one is cut off.
 STREAM_S = 2.5
 # LFW people the enrolments cycle through (their photos are read once).
 POOL = 200
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen[str]
-    url: str
-    token: str
-    lines: list[str] = field(default_factory=list)
-
-
-def start_server(data_dir: Path, models_dir: str | None) -> Server:
-    """`facelive serve` on a free loopback port; waits for the URL line (port and token)."""
-    command = [sys.executable, "-m", "facelive.cli_serve", "--host", "127.0.0.1", "--port",
-               "0", "--data-dir", str(data_dir)]
-    if models_dir:
-        command += ["--models-dir", models_dir]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-    for name in ("FACELIVE_PORT", "FACELIVE_HOST", "FACELIVE_TOKEN"):
-        env.pop(name, None)
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env)
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True).start()
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        match = next((m for m in map(URL_LINE.search, list(lines)) if m), None)
-        if match:
-            return Server(proc, f"https://127.0.0.1:{match.group(1)}", match.group(2), lines)
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit("bench: the server did not start:\n" + "".join(lines[-20:]))
-        time.sleep(0.1)
 
 
 def lfw_people(lfw: Path, count: int, per_person: int, seed: int) -> list[tuple[str, list[bytes]]]:
@@ -144,15 +108,6 @@ def file_state(path: Path) -> tuple[str, dict[str, int], int]:
     finally:
         conn.close()
     return check, counts, int(bare)
-
-
-def stop(server: Server) -> None:
-    server.proc.terminate()
-    try:
-        server.proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait()
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -19,7 +19,6 @@ import argparse
 import gc
 import json
 import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -30,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchutil import timings_ms  # noqa: E402
+from benchutil import machine, timings_ms  # noqa: E402
 from facelive.recognition.gallery import Gallery  # noqa: E402
 from facelive.recognition.knn import KnnIndex, native_bfloat16  # noqa: E402
 from facelive.recognition.patches import make_patch  # noqa: E402
@@ -95,9 +94,8 @@ def main() -> int:
                              **bench_knn(size, dim, args.repeat, search)})
                 gc.collect()  # the 1M x 512-D index holds 3 GB: free it before the next
     result = {
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "native_bfloat16": native_bfloat16(),
-                    "load_average": [round(v, 2) for v in os.getloadavg()]},
+        "machine": machine(native_bfloat16=native_bfloat16(),
+                           load_average=[round(v, 2) for v in os.getloadavg()]),
         "knn": rows,
         "gallery_add10_ms": bench_gallery(args.repeat),
     }

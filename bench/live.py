@@ -18,12 +18,9 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,11 +29,10 @@ import cv2
 import numpy as np
 import socketio
 
-from benchutil import machine
+from benchutil import machine, start_server, stop_server
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = "WDA_AlexandriaOcasioCortez_000.mp4"
-URL_LINE = re.compile(r"https://127\.0\.0\.1:(\d+)/")
 WARM_UP_S = 3.0
 TARGET_FPS_1, TARGET_P95_MS_1, TARGET_SCALING_8 = 15.0, 120.0, 1.3
 
@@ -59,32 +55,6 @@ def frames_640x480(data: Path, count: int = 200, quality: int = 80) -> list[byte
     if not out:
         raise SystemExit(f"bench: cannot read {data / 'video' / CLIP}")
     return out
-
-
-def start_server(data_dir: Path, models_dir: str | None) -> tuple[subprocess.Popen, str]:
-    """`facelive serve` on a free loopback port; returns (process, https://127.0.0.1:PORT)."""
-    command = [sys.executable, "-m", "facelive.cli_serve", "--host", "127.0.0.1", "--port",
-               "0", "--data-dir", str(data_dir)]
-    if models_dir:
-        command += ["--models-dir", models_dir]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-    env.pop("FACELIVE_PORT", None)
-    # The bench measures what the server can do: a fast machine (a GPU) would otherwise be
-    # capped by the per-client frame rate limit, whose replies count as errors here.
-    env.setdefault("FACELIVE_MAX_CLIENT_FPS", "0")
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env)
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
-    deadline = time.monotonic() + 240
-    while True:
-        match = next((m for m in map(URL_LINE.search, list(lines)) if m), None)
-        if match:
-            return proc, f"https://127.0.0.1:{match.group(1)}"
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit("bench: the server did not start:\n" + "".join(lines[-20:]))
-        time.sleep(0.2)
 
 
 class Client:
@@ -160,7 +130,11 @@ def main() -> int:
     counts = [int(c) for c in args.clients.split(",")]
     frames = frames_640x480(Path(args.data))
     with tempfile.TemporaryDirectory(prefix="facelive-bench-") as data_dir:
-        proc, url = start_server(Path(data_dir), args.models_dir)
+        # The bench measures what the server can do: a fast machine (a GPU) would otherwise
+        # be capped by the per-client frame rate limit, whose replies count as errors here.
+        server = start_server(Path(data_dir), args.models_dir,
+                              env={"FACELIVE_MAX_CLIENT_FPS": "0"})
+        url = server.url
         try:
             import requests
             import urllib3
@@ -171,8 +145,7 @@ def main() -> int:
             rows = [asyncio.run(measure(url, frames, n, args.seconds)) for n in counts]
             load_after = os.getloadavg()[0]
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            stop_server(server)
     by_count = {row["clients"]: row for row in rows}
     results: dict[str, Any] = {
         "machine": machine(),

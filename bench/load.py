@@ -29,8 +29,7 @@ import socketio
 
 # bench/live.py already knows how to start the server and wait for its URL line.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchutil import machine  # noqa: E402
-from live import start_server  # noqa: E402
+from benchutil import machine, start_server, stop_server  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 REPLY_TIMEOUT_S = 15.0  # a reply later than this counts as a dropped frame
@@ -218,16 +217,15 @@ def main() -> int:
         parser.error("--clients >= 1 and 0 < --minutes <= 60")
     frames = load_frames(Path(args.data))
     with tempfile.TemporaryDirectory(prefix="facelive-load-") as data_dir:
-        proc, url = start_server(Path(data_dir), args.models_dir)
+        server = start_server(Path(data_dir), args.models_dir)
         try:
             load_before = os.getloadavg()[0]
-            result = asyncio.run(measure(url, proc.pid, frames, args.clients,
+            result = asyncio.run(measure(server.url, server.proc.pid, frames, args.clients,
                                          args.minutes * 60))
             load_after = os.getloadavg()[0]
-            result["server_exit_code_during_run"] = proc.poll()
+            result["server_exit_code_during_run"] = server.proc.poll()
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            stop_server(server)
     result = {"machine": machine(), "frame": "640x480 JPEG (quality 80), WDA_*.mp4 clips",
               "distinct_frames": len(frames),
               # Other work on the machine skews every figure: compare with the core count.

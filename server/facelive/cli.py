@@ -42,11 +42,26 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _emit_json(payload: dict[str, Any], target: str | None = None) -> None:
+    """JSON to stdout, or to the file `target` (written whole or not at all)."""
     text = json.dumps(payload, indent=2, ensure_ascii=False)
     if target and target != "-":
-        Path(target).write_text(text + "\n")
+        from facelive.tools.files import write_text_atomic
+
+        write_text_atomic(Path(target), text + "\n")
     else:
         print(text)
+
+
+def _cache_dir(args: argparse.Namespace, settings: Settings) -> Path | None:
+    """Where embeddings of image files are cached (None with --no-cache)."""
+    return None if args.no_cache else settings.data_dir / "cache"
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def _engine(settings: Settings):  # noqa: ANN202 - lazy import keeps TF out of --help
@@ -207,9 +222,9 @@ def cmd_evaluate_lfw(args: argparse.Namespace) -> int:
         raise CommandError(f"{lfw_dir}: not a directory")
     if not pairs.is_file():
         raise CommandError(f"{pairs}: no such pairs file")
-    cache_dir = None if args.no_cache else settings.data_dir / "cache"
     try:
-        result = evaluate_lfw(engine, lfw_dir, pairs, cache_dir, per_fold=args.per_fold)
+        result = evaluate_lfw(engine, lfw_dir, pairs, _cache_dir(args, settings),
+                              per_fold=args.per_fold)
     except (FileNotFoundError, ValueError) as exc:
         raise CommandError(str(exc)) from None
     for key in ("embedder", "accuracy", "accuracy_std", "val_at_far_1e-3", "threshold",

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from facelive.cli import _cache_dir, _positive_int
+
 EXIT_OK = 0
 
 
@@ -26,10 +28,6 @@ def _lfw_dir(raw: str) -> Path:
     if not path.is_dir():
         raise _cli().CommandError(f"{path}: not a directory")
     return path
-
-
-def _cache_dir(args: argparse.Namespace, settings: Any) -> Path | None:
-    return None if args.no_cache else settings.data_dir / "cache"
 
 
 # ---------------------------------------------------------------- calibrate
@@ -115,13 +113,6 @@ def cmd_evaluate_openset(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- parser
-def _positive_int(raw: str) -> int:
-    value = int(raw)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def add_eval_commands(subparsers: Any, add_common: Callable[..., None]) -> None:
     """Add calibrate and evaluate-openset to `facelive`'s subparsers. `add_common(parser)`
     adds --data-dir/--models-dir/--embedder/--min-face."""

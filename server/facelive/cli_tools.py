@@ -8,12 +8,13 @@ error (exit 2). Outputs are written under temporary names and renamed when compl
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from facelive.cli import _cache_dir, _emit_json, _engine, _positive_int
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -37,22 +38,6 @@ def _settings(args: argparse.Namespace) -> Any:
     return settings_from_args(args)
 
 
-def _engine(settings: Any) -> Any:
-    from facelive.recognition.pipeline import FaceEngine
-
-    return FaceEngine(settings)
-
-
-def _cache_dir(args: argparse.Namespace, settings: Any) -> Path | None:
-    return None if args.no_cache else settings.data_dir / "cache"
-
-
-def _write_json(target: str, payload: dict[str, Any]) -> None:
-    from facelive.tools.files import write_text_atomic
-
-    write_text_atomic(Path(target), json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
-
-
 # ---------------------------------------------------------------- align
 def cmd_align(args: argparse.Namespace) -> int:
     from facelive.tools.align_dataset import REPORT, align_dataset
@@ -71,7 +56,7 @@ def cmd_align(args: argparse.Namespace) -> int:
           f"{summary['already_done']} already done, {len(failed)} left out "
           f"(see {Path(args.out_dir) / REPORT}); {summary['images_per_s']} images/s")
     if args.json:
-        _write_json(args.json, summary)
+        _emit_json(summary, args.json)
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -135,7 +120,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 {"file": f, "predicted": p, "probability": round(q, 4), "true": t}
                 for f, p, q, t in result["predictions"]
             ]
-            _write_json(args.json, payload)
+            _emit_json(payload, args.json)
     return EXIT_OK
 
 
@@ -162,20 +147,13 @@ def cmd_video(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- parser
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def _embedding_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aligned", action="store_true",
                         help="inputs are face crops (made by another aligner): where no face "
                              "is found, use the others' face placement instead of leaving the "
                              "image out (crops of `facelive align` are recognised by their "
                              "aligned.json without this flag)")
-    parser.add_argument("--workers", type=_positive, default=2,
+    parser.add_argument("--workers", type=_positive_int, default=2,
                         help="images decoded and searched in parallel (default 2)")
     parser.add_argument("--no-cache", action="store_true",
                         help="ignore the embedding cache (DATA_DIR/cache)")
@@ -188,9 +166,9 @@ def _protocol_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--use-split", action="store_true",
                         help="train on the first M images (sorted) of each class, classify the "
                              "rest; classes with fewer than N images are dropped")
-    parser.add_argument("--min-images-per-class", type=_positive, default=20, metavar="N",
+    parser.add_argument("--min-images-per-class", type=_positive_int, default=20, metavar="N",
                         help="with --use-split (default 20)")
-    parser.add_argument("--train-images-per-class", type=_positive, default=10, metavar="M",
+    parser.add_argument("--train-images-per-class", type=_positive_int, default=10, metavar="M",
                         help="with --use-split (default 10)")
     _embedding_flags(parser)
 
@@ -206,7 +184,7 @@ def add_tool_commands(subparsers: Any, add_common: Callable[..., None]) -> None:
     align.add_argument("--image-size", type=int, default=160, help="crop side in pixels")
     align.add_argument("--margin", type=int, default=32,
                        help="pixels added around the detected box, in all (default 32)")
-    align.add_argument("--workers", type=_positive, default=2,
+    align.add_argument("--workers", type=_positive_int, default=2,
                        help="batches of images searched in parallel (default 2)")
     align.add_argument("--json", metavar="FILE", help="also write the summary as JSON")
     align.set_defaults(func=cmd_align)
@@ -223,7 +201,7 @@ def add_tool_commands(subparsers: Any, add_common: Callable[..., None]) -> None:
     _protocol_flags(train)
     train.add_argument("--classifier", choices=("knn", "svm"), default="svm",
                        help="default svm (facenet's)")
-    train.add_argument("--k", type=_positive, help="KNN neighbours (default: $FACELIVE_KNN_K "
+    train.add_argument("--k", type=_positive_int, help="KNN neighbours (default: $FACELIVE_KNN_K "
                                                    "or 5)")
     train.set_defaults(func=cmd_train)
 
@@ -240,9 +218,9 @@ def add_tool_commands(subparsers: Any, add_common: Callable[..., None]) -> None:
     video.add_argument("input", metavar="INPUT", help="video file, camera index or stream URL")
     video.add_argument("--out", metavar="OUT.mp4", help="annotated video (mp4v)")
     video.add_argument("--json", metavar="FILE", help="faces per frame as JSON")
-    video.add_argument("--every", type=_positive, default=1,
+    video.add_argument("--every", type=_positive_int, default=1,
                        help="detect every N frames, track in between (default 1)")
-    video.add_argument("--max-frames", type=_positive, help="stop after N frames")
+    video.add_argument("--max-frames", type=_positive_int, help="stop after N frames")
     video.add_argument("--threshold", type=float,
                        help="largest distance still called a match (default: "
                             "$FACELIVE_THRESHOLD or the embedder's calibrated one)")

@@ -174,21 +174,15 @@ class Settings:
                     values[key] = int(env[name])
                 except ValueError:
                     raise SettingsError(f"{name} must be an integer, got {env[name]!r}") from None
-        if env.get("FACELIVE_PYRAMID_FACTOR"):
-            try:
-                values["pyramid_factor"] = float(env["FACELIVE_PYRAMID_FACTOR"])
-            except ValueError:
-                raise SettingsError(
-                    f"FACELIVE_PYRAMID_FACTOR must be a number, got "
-                    f"{env['FACELIVE_PYRAMID_FACTOR']!r}"
-                ) from None
-        if env.get("FACELIVE_THRESHOLD"):
-            try:
-                values["match_threshold"] = float(env["FACELIVE_THRESHOLD"])
-            except ValueError:
-                raise SettingsError(
-                    f"FACELIVE_THRESHOLD must be a number, got {env['FACELIVE_THRESHOLD']!r}"
-                ) from None
+        for key, name in (
+            ("pyramid_factor", "FACELIVE_PYRAMID_FACTOR"),
+            ("match_threshold", "FACELIVE_THRESHOLD"),
+        ):
+            if env.get(name):
+                try:
+                    values[key] = float(env[name])
+                except ValueError:
+                    raise SettingsError(f"{name} must be a number, got {env[name]!r}") from None
         if env.get("FACELIVE_MTCNN_THRESHOLDS"):
             values["mtcnn_thresholds"] = _parse_float_triple(
                 "FACELIVE_MTCNN_THRESHOLDS", env["FACELIVE_MTCNN_THRESHOLDS"]

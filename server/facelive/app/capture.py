@@ -77,6 +77,7 @@ class CaptureSession:
     poses: list[tuple[float, ...]] = field(default_factory=list)
     last_taken: float = -math.inf
     hint: str | None = None
+    saving: bool = False  # capture_save is enrolling these images now
 
     @property
     def collected(self) -> int:

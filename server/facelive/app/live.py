@@ -132,17 +132,28 @@ def register_live_events(socketio: SocketIO, state: LiveState) -> None:
         name = message.get("name") if isinstance(message, dict) else None
         if not isinstance(name, str):
             return _failed("send the person's name: {name}")
+        if session.saving:
+            # enroll() yields to the event loop; a second Save (a retry after the page's
+            # timeout, say) must not store the same frames again.
+            return _failed("already saving these examples")
         uploads = [Upload(f"capture {i + 1}", data) for i, data in enumerate(session.images)]
+        session.saving = True
         try:
             result = state.people.enroll(name, uploads, source="webcam")
         except Refusal as refusal:
             return {"ok": False, **refusal.json()}
+        finally:
+            session.saving = False
         if state.captures.get(sid) is session:
             del state.captures[sid]
         state.people_changed()
         return {"ok": True, **result}
 
     @socketio.on_error_default
-    def on_error(exc: Exception) -> None:
+    def on_error(exc: Exception) -> dict[str, Any]:
         log.exception("socket.io handler failed: %s", exc)
-        emit("error", error_reply(f"server error ({type(exc).__name__})"))
+        message = f"server error ({type(exc).__name__})"
+        emit("error", error_reply(message))
+        # Flask-SocketIO sends this as the ack of events that expect one (capture_save...),
+        # which would otherwise get an empty answer.
+        return _failed(message)

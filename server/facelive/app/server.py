@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import quote
 
 from facelive import __version__
 from facelive.settings import Settings
@@ -55,7 +56,9 @@ def page_urls(host: str, port: int, token: str) -> list[str]:
         hosts = [socket.gethostname(), *lan_addresses(), "127.0.0.1"]
     else:
         hosts = [host]
-    return [f"https://{_bracket(h)}:{port}/?token={token}" for h in dict.fromkeys(hosts)]
+    # Quoted: a FACELIVE_TOKEN with + & # % would reach the page as another token.
+    query = quote(token, safe="")
+    return [f"https://{_bracket(h)}:{port}/?token={query}" for h in dict.fromkeys(hosts)]
 
 
 def _bracket(host: str) -> str:

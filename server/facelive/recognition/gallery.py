@@ -145,6 +145,12 @@ class PersonInfo:
     thumbnail: int | None
 
 
+def _person_info(row: Sequence[Any]) -> PersonInfo:
+    pid, name, created, examples, first = row
+    return PersonInfo(int(pid), str(name), int(examples), float(created),
+                      None if first is None else int(first))
+
+
 @dataclass(frozen=True)
 class StoredExample:
     id: int
@@ -563,26 +569,25 @@ class Gallery:
             found = self._find(conn, name_key(name))
             return found[0] if found else self._insert_person(conn, name, time.time())
 
+    _PEOPLE_QUERY = """SELECT p.id, p.name, p.created, COUNT(e.id), MIN(e.id)
+                       FROM people p LEFT JOIN examples e ON e.person = p.id"""
+
     def person(self, name: str) -> PersonInfo:
         """One person by name (ignoring case); PersonNotFound if absent."""
-        key = _lookup_key(name)
-        for info in self.people():
-            if name_key(info.name) == key:
-                return info
-        raise PersonNotFound(f"no person named {name!r}")
+        with self._read() as conn:
+            row = conn.execute(f"{self._PEOPLE_QUERY} WHERE p.key = ? GROUP BY p.id",
+                               (_lookup_key(name),)).fetchone()
+        if row is None:
+            raise PersonNotFound(f"no person named {name!r}")
+        return _person_info(row)
 
     def people(self) -> list[PersonInfo]:
         """Everyone, sorted by name (ignoring case)."""
         with self._read() as conn:
             rows = conn.execute(
-                """SELECT p.id, p.name, p.created, COUNT(e.id), MIN(e.id)
-                   FROM people p LEFT JOIN examples e ON e.person = p.id
-                   GROUP BY p.id ORDER BY p.key, p.id"""
+                f"{self._PEOPLE_QUERY} GROUP BY p.id ORDER BY p.key, p.id"
             ).fetchall()
-        return [
-            PersonInfo(int(pid), str(name), int(n), float(created), None if t is None else int(t))
-            for pid, name, created, n, t in rows
-        ]
+        return [_person_info(row) for row in rows]
 
     def names(self) -> dict[int, str]:
         """person id -> name."""

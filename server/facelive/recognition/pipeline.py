@@ -58,16 +58,6 @@ class FaceEngine:
         self.detector = detector if detector is not None else MTCNN.from_settings(settings)
         self.embedder = embedder if embedder is not None else create_embedder(settings)
 
-    def warm_up(self, height: int, width: int) -> np.ndarray:
-        """The detector's warm-up (see MTCNN.warm_up) plus alignment; returns the aligned
-        chips of its detections, (N, S, S, 3) uint8, N >= 1, for the caller to embed."""
-        noise, detections = self.detector.warm_up(height, width)
-        chips = [self.embedder.align(noise, det) for det in detections[:1]]
-        if not chips:  # a noise image always gives candidates; never fail a start-up on it
-            size = int(self.embedder.chip_size)
-            chips = [np.zeros((size, size, 3), np.uint8)]
-        return np.stack(chips)
-
     @property
     def embedder_name(self) -> str:
         return self.embedder.name

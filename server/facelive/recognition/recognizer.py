@@ -125,6 +125,7 @@ class Recognizer:
         self._mutate = threading.RLock()
         self._refresh_interval = refresh_interval
         self._last_refresh = time.monotonic()
+        self._reload_pending = False
         self.last_timings: dict[str, float] = {}
         self.reload()
 
@@ -184,17 +185,16 @@ class Recognizer:
         """Rebuild the KNN from the gallery, re-embedding stored faces that lack a vector of
         this embedder first."""
         with self._mutate:
+            if self.gallery.count_missing(self.embedder_name):
+                self.reembed(only_missing=True)  # which loads the KNN
+                return
             stored = self.gallery.vectors(self.embedder_name)
             if len(stored.matrix) and stored.matrix.shape[1] != self.embedder.dim:
                 log.warning("stored %s vectors have the wrong size; re-embedding all",
                             self.embedder_name)
                 self.reembed(only_missing=False)
-            elif self.gallery.count_missing(self.embedder_name):
-                self.reembed(only_missing=True)
-            else:
-                self._load(stored)
                 return
-            self._load(self.gallery.vectors(self.embedder_name))
+            self._load(stored)
 
     def _load(self, stored: Any) -> None:
         self.knn.replace_all(stored.matrix.reshape(-1, self.embedder.dim), stored.labels,
@@ -206,8 +206,11 @@ class Recognizer:
     def refresh(self) -> bool:
         """Reload when another process (e.g. the CLI) changed the gallery; True if it did."""
         self._last_refresh = time.monotonic()
-        if self.gallery.changed_elsewhere():
+        # changed_elsewhere() says so once: a reload that fails is remembered and retried.
+        if self.gallery.changed_elsewhere() or self._reload_pending:
+            self._reload_pending = True
             self.reload()
+            self._reload_pending = False
             return True
         return False
 
@@ -249,9 +252,8 @@ class Recognizer:
         return as_rgb(np.asarray(frame))
 
     def _names_of(self, labels: np.ndarray) -> list[str]:
-        names = self._names
-        return [UNKNOWN if lab == UNKNOWN_LABEL else names.get(int(lab), UNKNOWN)
-                for lab in labels]
+        # UNKNOWN_LABEL is no person's id (ids count from 1), so it falls through to UNKNOWN.
+        return [self._names.get(int(label), UNKNOWN) for label in labels]
 
     def recognize(self, frame: Frame) -> list[RecognizedFace]:
         """One RGB uint8 (H, W, 3) array or encoded image (JPEG, PNG...) -> its faces.
@@ -296,7 +298,7 @@ class Recognizer:
             box=(x1, y1, x2 - x1, y2 - y1),
             landmarks=tuple((float(x), float(y)) for x, y in det.landmarks),
             score=float(det.score),
-            name=self._names_of(np.array([label]))[0],
+            name=self._names.get(label, UNKNOWN),  # as _names_of, per face
             distance=distance if np.isfinite(distance) else None,
             confidence=float(result.confidence[i]),
             person=None if label == UNKNOWN_LABEL else label,
@@ -307,14 +309,15 @@ class Recognizer:
         """The live worker's interface: frames -> JSON-ready faces per frame."""
         return [[face.to_dict() for face in faces] for faces in self.recognize_batch(frames)]
 
-    def warm_up(self, width: int = 640, height: int = 480, max_faces: int = 16) -> None:
-        """Run the detector at every batch shape of a width x height stream (the page asks
+    def warm_up(self, height: int = 480, width: int = 640, max_faces: int = 16) -> None:
+        """Run the detector at every batch shape of a height x width stream (the page asks
         the camera for 640x480) and the fused embed + KNN call at every face count up to
         max_faces, so the first clients neither wait for nor grow memory with these one-off
         allocations (see MTCNN.warm_up)."""
-        chip = self.engine.warm_up(height, width)[:1]
+        self.engine.detector.warm_up(height, width)
+        size = int(self.embedder.chip_size)
         for count in range(1, max_faces + 1):
-            self._classify(np.repeat(chip, count, axis=0), self.threshold)
+            self._classify(np.zeros((count, size, size, 3), np.uint8), self.threshold)
 
     # ------------------------------------------------------------ changes
     def enroll(

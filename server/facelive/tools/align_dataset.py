@@ -36,6 +36,7 @@ from facelive.settings import Settings
 from facelive.tools.dataset import ImageClass, list_dataset
 from facelive.tools.files import ToolError, atomic_output, write_text_atomic
 from facelive.tools.progress import Progress
+from facelive.vision.align import crop_region
 from facelive.vision.image import ImageError, read_image
 
 MANIFEST = "aligned.json"
@@ -107,18 +108,6 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ToolError(f"{path}: not a {FORMAT} manifest")
     return data
-
-
-def crop_region(box: np.ndarray, margin: int, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
-    """facenet's crop: box widened by margin/2 per side, clipped to the image; x1, y1, x2, y2."""
-    height, width = shape[:2]
-    x1 = int(max(np.floor(box[0] - margin / 2), 0))
-    y1 = int(max(np.floor(box[1] - margin / 2), 0))
-    x2 = int(min(np.ceil(box[2] + margin / 2), width))
-    y2 = int(min(np.ceil(box[3] + margin / 2), height))
-    if x2 <= x1 or y2 <= y1:
-        raise ValueError("face box lies outside the image")
-    return x1, y1, x2, y2
 
 
 def _align_batch(engine: FaceEngine, jobs: Sequence[Job], size: int, margin: int) -> list[Aligned]:

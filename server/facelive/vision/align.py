@@ -86,27 +86,26 @@ def dlib_chip(
     )
 
 
-def facenet_crop(
-    image: np.ndarray,
-    box: np.ndarray,
-    size: int = FACENET_SIZE,
-    margin: int = FACENET_MARGIN,
-) -> np.ndarray:
-    """RGB uint8 image + (4,) x1, y1, x2, y2 box -> (size, size, 3) uint8 crop.
-
-    The box is widened by margin/2 on every side and clipped to the image, as facenet did.
-    """
-    height, width = image.shape[:2]
+def crop_region(box: np.ndarray, margin: int, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """facenet's crop: box widened by margin/2 per side, clipped to the image; x1, y1, x2, y2.
+    ValueError when nothing of it is inside the image."""
+    height, width = shape[:2]
     x1 = int(max(np.floor(box[0] - margin / 2), 0))
     y1 = int(max(np.floor(box[1] - margin / 2), 0))
     x2 = int(min(np.ceil(box[2] + margin / 2), width))
     y2 = int(min(np.ceil(box[3] + margin / 2), height))
     if x2 <= x1 or y2 <= y1:
         raise ValueError("face box lies outside the image")
+    return x1, y1, x2, y2
+
+
+def facenet_crop(
+    image: np.ndarray,
+    box: np.ndarray,
+    size: int = FACENET_SIZE,
+    margin: int = FACENET_MARGIN,
+) -> np.ndarray:
+    """RGB uint8 image + (4,) x1, y1, x2, y2 box -> (size, size, 3) uint8 crop (crop_region,
+    resized), as facenet did."""
+    x1, y1, x2, y2 = crop_region(box, margin, image.shape)
     return cv2.resize(image[y1:y2, x1:x2], (size, size), interpolation=cv2.INTER_LINEAR)
-
-
-def fixed_standardize(crops: np.ndarray) -> np.ndarray:
-    """uint8 crops -> float32 (x - 127.5) / 128, the 'fixed image standardisation' FaceNet's
-    20180402 model was trained with."""
-    return (crops.astype(np.float32) - 127.5) / 128.0

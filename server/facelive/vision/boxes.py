@@ -376,6 +376,8 @@ def landmarks_from_offsets(boxes: np.ndarray, points: np.ndarray) -> np.ndarray:
 def batch_bucket(n: int, smallest: int, largest: int) -> int:
     """Batch size to pad n candidates to: the next of smallest * (1, 1.5, 2, 3, 4, 6, ...),
     capped at `largest`, so padding wastes at most a third and there are few distinct sizes."""
+    if smallest < 2:
+        raise ValueError(f"the smallest bucket must be >= 2, got {smallest}")  # 1 * 3 // 2 == 1
     bucket = smallest
     while bucket < n and bucket < largest:
         bucket = bucket * 3 // 2 if (bucket & (bucket - 1)) == 0 else bucket * 4 // 3

@@ -22,7 +22,6 @@ first dense layer so its flattening order is the one the dense weights expect.
 
 from __future__ import annotations
 
-import copy
 import functools
 import threading
 from collections.abc import Callable, Sequence
@@ -351,15 +350,12 @@ class MTCNN:
         stages = self._refine(octaves, stages)
         return self._output(octaves, stages)
 
-    def warm_up(self, height: int, width: int) -> tuple[np.ndarray, list[Detection]]:
+    def warm_up(self, height: int, width: int) -> None:
         """Run every network at every batch shape a stream of height x width frames can feed
-        it, and every step between them once. Each new input shape costs TensorFlow/oneDNN a
-        one-off allocation of kernels and buffers (~100 MB in all here), so a server that pays
-        it before its first client keeps a flat memory profile and a steady first minute.
-
-        Returns a small noise image and the detections a detector that accepts everything
-        finds in it, so the caller can warm up alignment and embedding on real boxes."""
-        blank = np.zeros((height, width, 3), np.uint8)
+        it. Each new input shape costs TensorFlow/oneDNN a one-off allocation of kernels and
+        buffers (~100 MB in all here), so a server that pays it before its first client keeps
+        a flat memory profile and a steady first minute. Shapes, not pixels, decide that:
+        blank inputs do."""
         for frames in range(1, PNET_BATCH_MAX + 1):
             self._pnet_fn(np.zeros((frames, *self._canvas_shape(height, width), 3), np.uint8))
         for fn, size, (smallest, largest) in (
@@ -368,14 +364,6 @@ class MTCNN:
         ):
             for count in bx.bucket_sizes(smallest, largest):
                 fn(np.zeros((count, size, size, 3), np.uint8))
-        # The box arithmetic after each network runs only on candidates, and a blank frame
-        # has none: a copy that keeps every candidate finds plenty in a little noise.
-        eager = copy.copy(self)
-        eager.thresholds = (0.0, 0.0, 0.0)
-        side = 3 * self.min_face_size
-        noise = np.random.default_rng(0).integers(0, 256, (side, side, 3), np.uint8)
-        self.detect_batch([blank])
-        return noise, eager.detect(noise)
 
     def _canvas_shape(self, height: int, width: int) -> tuple[int, int]:
         layout = self._layout(height, width)
