@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-EmbedderChoice = Literal["auto", "facenet", "dlib-resnet"]
-EMBEDDER_CHOICES: tuple[str, ...] = ("auto", "facenet", "dlib-resnet")
+EmbedderChoice = Literal["auto", "facenet", "fused", "dlib-resnet"]
+EMBEDDER_CHOICES: tuple[str, ...] = ("auto", "facenet", "fused", "dlib-resnet")
 
 
 def _xdg_data_home(env: Mapping[str, str]) -> Path:

