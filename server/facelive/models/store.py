@@ -121,7 +121,9 @@ def require_embedder(models_dir: Path, name: str) -> dict[str, list[Path]]:
     if name != "dlib-resnet":
         found = facenet_model(models_dir)
         if found is None:
-            corrupt = [m for m, _ in FACENET_MODELS if model_state(models_dir, m, False) == "corrupt"]
+            corrupt = [
+                m for m, _ in FACENET_MODELS if model_state(models_dir, m, False) == "corrupt"
+            ]
             what = f"corrupt ({', '.join(corrupt)})" if corrupt else "missing"
             raise ModelMissingError(
                 f"FaceNet weights for the {name} embedder are {what} in {models_dir}: "

@@ -4,16 +4,17 @@ The network, top to bottom (input 160x160x3, the shapes for that input):
 
 | stage | what | output |
 |---|---|---|
-| stem | 3x3/2 32 V, 3x3 32 V, 3x3 64, maxpool 3x3/2 V, 1x1 80 V, 3x3 192 V, 3x3/2 256 V | 17x17x256 |
-| 5 x Block35 | 1x1 32 / 1x1 32, 3x3 32 / 1x1 32, 3x3 32, 3x3 32 -> 1x1 256, x 0.17, relu | 17x17x256 |
-| Reduction-A | 3x3/2 384 V / 1x1 192, 3x3 192, 3x3/2 256 V / maxpool 3x3/2 V | 8x8x896 |
+| stem | 3x3/2 32 V, 3x3 32 V, 3x3 64, pool, 1x1 80 V, 3x3 192 V, 3x3/2 256 V | 17x17x256 |
+| 5 x Block35 | 1x1 32 / 1x1, 3x3 32 / 1x1, 3x3, 3x3 32 -> 1x1 256, x 0.17, relu | 17x17x256 |
+| Reduction-A | 3x3/2 384 V / 1x1 192, 3x3 192, 3x3/2 256 V / pool | 8x8x896 |
 | 10 x Block17 | 1x1 128 / 1x1 128, 1x7 128, 7x1 128 -> 1x1 896, x 0.10, relu | 8x8x896 |
-| Reduction-B | 1x1 256, 3x3/2 384 V / 1x1 256, 3x3/2 256 V / 1x1 256, 3x3 256, 3x3/2 256 V / maxpool | 3x3x1792 |
+| Reduction-B | 1x1, 3x3/2 384 V / 1x1, 3x3/2 256 V / 1x1, 3x3, 3x3/2 256 V / pool | 3x3x1792 |
 | 5 x Block8 | 1x1 192 / 1x1 192, 1x3 192, 3x1 192 -> 1x1 1792, x 0.20, relu | 3x3x1792 |
 | Block8 | the same, x 1.0, no relu | 3x3x1792 |
 | head | average pool, bottleneck (fully connected, no bias), batch norm | D (128 or 512) |
 
-(V: valid padding, else same; "/": parallel branches, concatenated.) Every convolution but a
+(V: valid padding, else same; "/": parallel branches, concatenated; pool: max 3x3/2 V;
+Reduction-B's 1x1s: 256.) Every convolution but a
 block's last 1x1 is followed by batch norm without gamma (slim's default `scale=False`) and a
 relu; the block's last 1x1 has a bias and neither. Batch norm is folded into the convolution
 at load time (inference only). The output is the bottleneck's batch norm, NOT normalised:
@@ -139,6 +140,12 @@ class InceptionResNetV1(tf.Module):
         y = tf.nn.conv2d(x, self._kernels[name], stride, padding) + self._biases[name]
         return tf.nn.relu(y) if relu else y
 
+    def _chain(self, x: tf.Tensor, prefix: str, *names: str) -> tf.Tensor:
+        """A branch of stride-1 same-padded convolutions, in order."""
+        for name in names:
+            x = self._conv(x, f"{prefix}/{name}")
+        return x
+
     @staticmethod
     def _max_pool(x: tf.Tensor) -> tf.Tensor:
         return tf.nn.max_pool2d(x, 3, 2, "VALID")
@@ -161,22 +168,22 @@ class InceptionResNetV1(tf.Module):
 
     def _block35(self, x: tf.Tensor, p: str, scale: float) -> tf.Tensor:
         b0 = self._conv(x, f"{p}/Branch_0/Conv2d_1x1")
-        b1 = self._conv(self._conv(x, f"{p}/Branch_1/Conv2d_0a_1x1"), f"{p}/Branch_1/Conv2d_0b_3x3")
+        b1 = self._chain(x, p, "Branch_1/Conv2d_0a_1x1", "Branch_1/Conv2d_0b_3x3")
         b2 = self._conv(x, f"{p}/Branch_2/Conv2d_0a_1x1")
-        b2 = self._conv(self._conv(b2, f"{p}/Branch_2/Conv2d_0b_3x3"), f"{p}/Branch_2/Conv2d_0c_3x3")
+        b2 = self._chain(b2, p, "Branch_2/Conv2d_0b_3x3", "Branch_2/Conv2d_0c_3x3")
         return self._residual(x, p, [b0, b1, b2], scale)
 
     def _reduction_a(self, x: tf.Tensor) -> tf.Tensor:
         p = "Mixed_6a"
         b0 = self._conv(x, f"{p}/Branch_0/Conv2d_1a_3x3", 2, "VALID")
-        b1 = self._conv(self._conv(x, f"{p}/Branch_1/Conv2d_0a_1x1"), f"{p}/Branch_1/Conv2d_0b_3x3")
+        b1 = self._chain(x, p, "Branch_1/Conv2d_0a_1x1", "Branch_1/Conv2d_0b_3x3")
         b1 = self._conv(b1, f"{p}/Branch_1/Conv2d_1a_3x3", 2, "VALID")
         return tf.concat([b0, b1, self._max_pool(x)], axis=3)
 
     def _block17(self, x: tf.Tensor, p: str, scale: float) -> tf.Tensor:
         b0 = self._conv(x, f"{p}/Branch_0/Conv2d_1x1")
         b1 = self._conv(x, f"{p}/Branch_1/Conv2d_0a_1x1")
-        b1 = self._conv(self._conv(b1, f"{p}/Branch_1/Conv2d_0b_1x7"), f"{p}/Branch_1/Conv2d_0c_7x1")
+        b1 = self._chain(b1, p, "Branch_1/Conv2d_0b_1x7", "Branch_1/Conv2d_0c_7x1")
         return self._residual(x, p, [b0, b1], scale)
 
     def _reduction_b(self, x: tf.Tensor) -> tf.Tensor:
@@ -185,14 +192,14 @@ class InceptionResNetV1(tf.Module):
                         f"{p}/Branch_0/Conv2d_1a_3x3", 2, "VALID")
         b1 = self._conv(self._conv(x, f"{p}/Branch_1/Conv2d_0a_1x1"),
                         f"{p}/Branch_1/Conv2d_1a_3x3", 2, "VALID")
-        b2 = self._conv(self._conv(x, f"{p}/Branch_2/Conv2d_0a_1x1"), f"{p}/Branch_2/Conv2d_0b_3x3")
+        b2 = self._chain(x, p, "Branch_2/Conv2d_0a_1x1", "Branch_2/Conv2d_0b_3x3")
         b2 = self._conv(b2, f"{p}/Branch_2/Conv2d_1a_3x3", 2, "VALID")
         return tf.concat([b0, b1, b2, self._max_pool(x)], axis=3)
 
     def _block8(self, x: tf.Tensor, p: str, scale: float, relu: bool = True) -> tf.Tensor:
         b0 = self._conv(x, f"{p}/Branch_0/Conv2d_1x1")
         b1 = self._conv(x, f"{p}/Branch_1/Conv2d_0a_1x1")
-        b1 = self._conv(self._conv(b1, f"{p}/Branch_1/Conv2d_0b_1x3"), f"{p}/Branch_1/Conv2d_0c_3x1")
+        b1 = self._chain(b1, p, "Branch_1/Conv2d_0b_1x3", "Branch_1/Conv2d_0c_3x1")
         return self._residual(x, p, [b0, b1], scale, relu)
 
     # ---------------------------------------------------------------- the network
