@@ -218,11 +218,13 @@ def cmd_people_clear(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- gallery export / import
 def cmd_gallery_export(args: argparse.Namespace) -> int:
+    from facelive.recognition.archive import export_gallery
+
     if not _gallery_exists(args):
         raise CommandError("there is no gallery to export yet")
     with friendly(), _gallery(args) as gallery:
         try:
-            count = gallery.export(args.file)
+            count = export_gallery(gallery, args.file)
         except OSError as exc:
             raise CommandError(f"{args.file}: {exc.strerror or exc}") from None
     print(f"exported {count} example(s) to {args.file}")
@@ -230,8 +232,10 @@ def cmd_gallery_export(args: argparse.Namespace) -> int:
 
 
 def cmd_gallery_import(args: argparse.Namespace) -> int:
+    from facelive.recognition.archive import import_archive
+
     with friendly(), _gallery(args) as gallery:
-        report = gallery.import_(args.file)
+        report = import_archive(gallery, args.file)
     print(
         f"imported {args.file}: {report.people_added} new people, {report.people_merged} "
         f"merged, {report.examples_added} example(s) added, {report.examples_skipped} "
