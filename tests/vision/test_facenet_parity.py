@@ -65,3 +65,35 @@ def test_same_people_are_closer(facenet_models_dir: Path, crops) -> None:
     # At facenet's usual threshold (~1.1) most same-person pairs match, nearly no others do.
     assert (d[same & off] < 1.1).mean() > 0.9
     assert (d[~same] < 1.1).mean() < 0.01
+
+
+def test_fused_is_both_embedders_in_one_call(facenet_models_dir: Path, lfw_dir: Path) -> None:
+    import dataclasses
+
+    from facelive.models.store import choose_embedder
+    from facelive.recognition.pipeline import FaceEngine
+    from facelive.vision.embedders import create_embedder
+    from facelive.vision.facenet_embedders import FusedEmbedder, fused_vectors
+    from facelive.vision.image import read_image
+
+    settings = Settings(models_dir=facenet_models_dir, embedder="fused")
+    assert choose_embedder("facenet", facenet_models_dir) == "facenet-2017"
+    assert choose_embedder("fused", facenet_models_dir) == "fused"
+    # auto stays dlib-resnet even with FaceNet present (README: why).
+    assert choose_embedder("auto", facenet_models_dir) == "dlib-resnet"
+    fused = create_embedder(settings)
+    assert isinstance(fused, FusedEmbedder) and fused.name == "fused" and fused.dim == 256
+    engine = FaceEngine(dataclasses.replace(settings, embedder="dlib-resnet"))
+    images = [read_image(p) for p in sorted((lfw_dir / "Aaron_Peirsol").iterdir())[:3]]
+    dets = [engine.detect(im)[0] for im in images]
+    chips = np.stack([fused.align(im, d) for im, d in zip(images, dets, strict=True)])
+    got = fused.embed(chips)
+    a = fused.dlib.embed(np.stack([fused.dlib.align(im, d) for im, d in zip(images, dets,
+                                                                               strict=True)]))
+    b = fused.facenet.embed(np.stack([fused.facenet.align(im, d)
+                                      for im, d in zip(images, dets, strict=True)]))
+    np.testing.assert_allclose(got, fused_vectors(a, b, fused.weight), atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    pa, pb = fused.parts(got)
+    np.testing.assert_allclose(pa, a, atol=1e-5)
+    np.testing.assert_allclose(pb, b, atol=1e-5)
