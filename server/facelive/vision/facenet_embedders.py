@@ -95,9 +95,17 @@ class FaceNetEmbedder(Embedder):
         return self._embed(crops)
 
 
-# recipe -> (open-set threshold, verification threshold, margin), from `facelive calibrate` /
-# `evaluate-lfw` on LFW (BENCHMARKS.md, issue 12).
-CALIBRATION: dict[str, tuple[float, float, float]] = {}
+# recipe -> (open-set threshold, verification threshold, margin). The verification thresholds
+# are `evaluate-lfw`'s mean 10-fold thresholds (BENCHMARKS.md, issue 12). The open-set ones
+# are NOT yet from `facelive calibrate` (FAR 1e-4 over all LFW impostors, as dlib-resnet's):
+# until then the verification threshold stands in, which names more strangers; run
+# `facelive calibrate` before relying on FaceNet or fused for open-set recognition.
+CALIBRATION: dict[str, tuple[float, float, float]] = {
+    "facenet-2017/box-margin32/prewhiten": (1.107, 1.107, 0.0),
+    "fused/dlib-resnet/mtcnn5/flip-sum+facenet-2017/box-margin32/prewhiten/w0.9000": (
+        0.5573, 0.5573, 0.0
+    ),
+}
 
 # The fused chip: one square per face holding both embedders' crops, so that the Embedder
 # interface (one (S, S, 3) chip per face) and the single embed + KNN graph call stay as they
@@ -160,6 +168,6 @@ def fused_vectors(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:
     return np.concatenate([a * np.sqrt(weight), b * np.sqrt(1 - weight)], axis=1)
 
 
-# The fusion weight on dlib-resnet's squared distance, fitted on LFW (BENCHMARKS.md, issue 12;
-# `evaluate-lfw` refits it on the 9 training folds of every split).
-FUSION_WEIGHT = 0.5
+# The fusion weight on dlib-resnet's squared distance. `evaluate-lfw` refits it on the 9
+# training folds of every split: 0.85-0.90 in all ten (BENCHMARKS.md, issue 12).
+FUSION_WEIGHT = 0.9
