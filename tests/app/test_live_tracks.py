@@ -47,7 +47,7 @@ def test_600_frames_one_at_a_time_all_answered_and_named_by_track(
         skip_or_fail(f"test videos not found: {paths}")
     hers = read_video_frames(paths[0], 200, SIZE, 80)
     theirs = read_video_frames(paths[1], 200, SIZE, 80)
-    enrol = [("frame%d.jpg" % i, hers[i]) for i in range(0, 200, 20)]
+    enrol = [(f"frame{i}.jpg", hers[i]) for i in range(0, 200, 20)]
     added = server.http.post(
         f"{server.url}/api/people/{NAME}/examples", verify=False, timeout=120,
         headers={"Authorization": f"Bearer {server.token}"},
