@@ -96,3 +96,56 @@ def test_600_frames_one_at_a_time_all_answered_and_named_by_track(
         print(f"\n[live tracks] 600 frames {SIZE}x{SIZE} in {elapsed:.1f} s; answered 600, "
               f"lost 0, rate-limited and re-sent {refused}; her frames named {her_named}/300, "
               f"stranger's named 0/300; her tracks {sorted(her_tracks)}")
+
+
+def test_a_gallery_change_reaches_the_tracks_of_a_live_connection(
+    server: LiveServer, test_data: Path
+) -> None:
+    path = test_data / "video" / HER
+    if not path.is_file():
+        skip_or_fail(f"test video not found: {path}")
+    frames = read_video_frames(path, 40, SIZE, 80)
+    auth = {"Authorization": f"Bearer {server.token}"}
+
+    def rest(method: str, route: str, **kwargs: object) -> dict:
+        response = server.http.request(method, server.url + route, headers=auth, verify=False,
+                                       timeout=120, **kwargs)  # type: ignore[arg-type]
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    rest("DELETE", "/api/people")  # whoever the other test left
+    rest("POST", "/api/people/Sandy/examples",
+         files=[("images", (f"{i}.jpg", frames[i], "image/jpeg")) for i in (0, 10)])
+
+    async def run() -> list[str]:
+        shown = []
+        async with live_client(server) as client:
+            for seq, jpeg in enumerate(frames[:30], 1):
+                if seq == 11:
+                    await asyncio.to_thread(rest, "PATCH", "/api/people/Sandy",
+                                            json={"name": "Sandra"})
+                if seq == 21:
+                    await asyncio.to_thread(rest, "DELETE", "/api/people/Sandra")
+                await asyncio.sleep(0.05)  # under the default rate limit
+                event, reply = await client.ask(seq, jpeg, timeout=30)
+                assert event == "faces", reply
+                shown.append(reply["faces"][0]["name"] if reply["faces"] else "-")
+        return shown
+
+    shown = asyncio.run(run())
+    assert set(shown[1:10]) == {"Sandy"}, shown
+    assert set(shown[10:20]) == {"Sandra"}, shown  # renamed: the track follows at once
+    assert set(shown[20:]) == {"unknown"}, shown  # deleted: the name does not linger
+
+
+def test_a_connections_tracks_go_with_it() -> None:
+    from facelive.app.protocol import Frame
+    from facelive.app.worker import LiveWorker
+
+    worker = LiveWorker(emit=lambda *_: None, spawn=lambda _fn: None, recognizer=lambda _: [],
+                        max_pixels=1, max_bytes=1)
+    worker.submit("a", Frame(1, b"x", 0.0))
+    worker.submit("b", Frame(1, b"x", 0.0))
+    assert worker.streams == 2
+    worker.forget("a")
+    assert worker.streams == 1

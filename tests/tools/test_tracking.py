@@ -84,8 +84,10 @@ def test_a_gallery_change_is_honoured() -> None:
     # Deleted: her evidence goes at once, even while the (stale) verdict still says her.
     assert tracker.update(4, [obs(100, ANN)], {BOB: "Bob"})[0].name == "unknown"
     tracker.update(5, [obs(100, ANN)], NAMES)
-    tracker.forget_names()  # e.g. re-enrolled: the name is decided afresh
+    tracker.forget_names()  # e.g. re-enrolled: the name is decided afresh, as on a first frame
     assert tracker.update(6, [obs(100, BOB)], NAMES)[0].name == "unknown"
+    tracker.forget_names()
+    assert tracker.update(7, [obs(100, BOB, sure=True)], NAMES)[0].name == "Bob"
 
 
 def test_carry_moves_boxes_between_detections() -> None:

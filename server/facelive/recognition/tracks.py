@@ -100,6 +100,7 @@ class _Track:
     confidence: float
     evidence: dict[int, float] = field(default_factory=dict)  # person id (or _NOBODY) -> sum
     shown: int = _NOBODY
+    fresh: bool = False  # names forgotten: the next frame votes as a first frame
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
 
     def at(self, frame: int) -> np.ndarray:
@@ -204,7 +205,11 @@ class Tracker:
                         0.7 * track.embedding + 0.3 * obs.embedding)
                     track.embedding = _unit(mixed)
                 before = track.shown
-                self._vote(track, obs)
+                if track.fresh:
+                    track.fresh = False
+                    self._first_vote(track, obs)
+                else:
+                    self._vote(track, obs)
                 if track.shown != before:
                     self.label_changes += 1
             out.append(self._shown(track, frame, detected=True))
@@ -262,6 +267,7 @@ class Tracker:
         for track in self._tracks:
             track.evidence.clear()
             track.shown = _NOBODY
+            track.fresh = True
 
     def reset(self) -> None:
         """End every track (a scene cut: whoever comes next is someone new)."""
@@ -297,6 +303,7 @@ def observations(faces: Sequence[object], threshold: float) -> list[Observation]
         distance = getattr(face, "distance", None)
         person = getattr(face, "person", None)
         nearest = getattr(face, "nearest", None)
+        quality = getattr(face, "quality", None)  # None: not measured, full weight
         within = distance is not None and distance <= SURE_FRACTION * threshold
         keep = (nearest is not None and distance is not None
                 and distance <= KEEP_FRACTION * threshold)
@@ -304,7 +311,7 @@ def observations(faces: Sequence[object], threshold: float) -> list[Observation]
             tuple(float(v) for v in face.box),  # type: ignore[attr-defined]
             str(face.name),  # type: ignore[attr-defined]
             distance, float(getattr(face, "confidence", 0.0) or 0.0), person,
-            getattr(face, "embedding", None), float(getattr(face, "quality", 1.0)),
+            getattr(face, "embedding", None), 1.0 if quality is None else float(quality),
             person is not None and within, nearest, keep,
         ))
     return out
