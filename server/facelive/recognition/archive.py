@@ -37,6 +37,7 @@ from facelive.recognition.gallery import (
     GalleryError,
     ImportedExample,
     ImportedPerson,
+    ImportReport,
 )
 from facelive.recognition.names import InvalidName, validate_name
 
@@ -50,10 +51,17 @@ def _b64(vector: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(vector, "<f4").tobytes()).decode("ascii")
 
 
-def export_gallery(gallery: Gallery, path: Path) -> int:
+def import_archive(gallery: Gallery, path: str | Path) -> ImportReport:
+    """Merge the archive `path` (made by export_gallery) into `gallery`, in one transaction;
+    people are matched by name, examples already stored are skipped (see Gallery.merge)."""
+    return gallery.merge(read_archive(Path(path)))
+
+
+def export_gallery(gallery: Gallery, path: str | Path) -> int:
     """Write `gallery` to the archive `path`; returns the number of examples. The archive is
     written to a temporary file beside `path`, synced and renamed, so `path` is never left
     half-written (an existing file there is replaced only by a complete archive)."""
+    path = Path(path)
     handle = tempfile.NamedTemporaryFile(
         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
     )

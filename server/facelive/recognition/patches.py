@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from facelive.recognition.gallery import FacePatch
+from facelive.recognition.gallery_records import FacePatch
 
 # The dlib chip spans ~1.5x the face box (more when the head is tilted), FaceNet's crop the
 # box plus 16 px a side: twice the box holds both.

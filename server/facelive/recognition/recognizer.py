@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from facelive.recognition.archive import export_gallery, import_archive
 from facelive.recognition.calibration import active_threshold
 from facelive.recognition.gallery import Gallery, ImportReport, PersonInfo
 from facelive.recognition.knn import UNKNOWN_LABEL, KnnIndex, KnnResult
@@ -437,9 +438,9 @@ class Recognizer:
         """Merge an export archive, then reload (re-embedding faces that came without this
         embedder's vectors)."""
         with self._mutate:
-            report = self.gallery.import_(path)
+            report = import_archive(self.gallery, path)
             self.reload()
             return report
 
     def export(self, path: str | Path) -> int:
-        return self.gallery.export(path)
+        return export_gallery(self.gallery, path)
