@@ -1,8 +1,8 @@
 """Batch subcommands of `facelive`: align, embed, train, classify, video.
 
-Wired into the CLI by `add_tool_commands(subparsers)`. Each command parses its
-flags, calls one function of facelive.tools and turns its ToolError into the CLI's one-line
-error (exit 2). Outputs are written under temporary names and renamed when complete.
+Wired into the CLI by `add_tool_commands(subparsers)`. Each command parses its flags and calls
+one function of facelive.tools; a ToolError (a FaceLiveError) becomes the CLI's one-line error
+at run_command. Outputs are written under temporary names and renamed when complete.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from facelive.cli.common import (
     add_common_flags,
     cache_dir,
     emit_json,
-    friendly,
     load_engine,
     positive_int,
     settings_from_args,
@@ -31,14 +30,13 @@ def cmd_align(args: argparse.Namespace) -> int:
     from facelive.tools.align_dataset import REPORT, align_dataset
 
     settings = settings_from_args(args)
-    with friendly():
-        # Checked before the models load: a wrong path should cost nothing.
-        from facelive.tools.dataset import list_dataset
+    # Checked before the models load: a wrong path should cost nothing.
+    from facelive.tools.dataset import list_dataset
 
-        list_dataset(Path(args.raw_dir))
-        summary = align_dataset(settings, Path(args.raw_dir), Path(args.out_dir),
-                                args.image_size, args.margin, args.workers,
-                                engine=load_engine(settings))
+    list_dataset(Path(args.raw_dir))
+    summary = align_dataset(settings, Path(args.raw_dir), Path(args.out_dir),
+                            args.image_size, args.margin, args.workers,
+                            engine=load_engine(settings))
     failed = summary["failed"]
     print(f"{summary['images']} images: {summary['aligned']} aligned now, "
           f"{summary['already_done']} already done, {len(failed)} left out "
@@ -53,17 +51,16 @@ def cmd_embed(args: argparse.Namespace) -> int:
     from facelive.tools.dataset import expand_inputs
     from facelive.tools.embed import embed_images, save_embeddings
 
-    with friendly():
-        files = expand_inputs(Path(p) for p in args.inputs)
-        settings = settings_from_args(args)
-        engine = load_engine(settings)
-        embedded = embed_images(engine, files, cache_dir(args, settings), args.workers,
-                                crops=args.aligned)
-        for path, reason in embedded.failed.items():
-            print(f"{path}: {reason}", file=sys.stderr)
-        if not embedded.files:
-            raise CommandError("no face could be embedded from the given images")
-        save_embeddings(Path(args.out), embedded, engine.embedder_name)
+    files = expand_inputs(Path(p) for p in args.inputs)
+    settings = settings_from_args(args)
+    engine = load_engine(settings)
+    embedded = embed_images(engine, files, cache_dir(args, settings), args.workers,
+                            crops=args.aligned)
+    for path, reason in embedded.failed.items():
+        print(f"{path}: {reason}", file=sys.stderr)
+    if not embedded.files:
+        raise CommandError("no face could be embedded from the given images")
+    save_embeddings(Path(args.out), embedded, engine.embedder_name)
     print(f"{len(embedded.files)} embeddings ({engine.embedder_name}, {embedded.vectors.shape[1]}"
           f"-D) written to {args.out}; {len(embedded.failed)} image(s) left out")
     return EXIT_FAILED if embedded.failed else EXIT_OK
@@ -80,12 +77,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from facelive.tools.classify import train
 
     settings = settings_from_args(args)
-    with friendly():
-        protocol = _protocol(args)
-        protocol.select(Path(args.dataset), "train")  # fail fast, before the models load
-        train(load_engine(settings), Path(args.dataset), Path(args.model), args.classifier,
-              protocol, cache_dir(args, settings), args.aligned, args.workers,
-              k=args.k or settings.knn_k)
+    protocol = _protocol(args)
+    protocol.select(Path(args.dataset), "train")  # fail fast, before the models load
+    train(load_engine(settings), Path(args.dataset), Path(args.model), args.classifier,
+          protocol, cache_dir(args, settings), args.aligned, args.workers,
+          k=args.k or settings.knn_k)
     return EXIT_OK
 
 
@@ -94,20 +90,19 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from facelive.tools.classify import classify
 
     settings = settings_from_args(args)
-    with friendly():
-        protocol = _protocol(args)
-        protocol.select(Path(args.dataset), "test")
-        ClassifierModel.load(Path(args.model))  # a bad model file fails before the models load
-        result = classify(load_engine(settings), Path(args.dataset), Path(args.model), protocol,
-                          cache_dir(args, settings), args.aligned, args.workers)
-        if args.json:
-            keys = ("accuracy", "errors", "images", "left_out", "kind", "seconds")
-            payload = {k: result[k] for k in keys}
-            payload["predictions"] = [
-                {"file": f, "predicted": p, "probability": round(q, 4), "true": t}
-                for f, p, q, t in result["predictions"]
-            ]
-            emit_json(payload, args.json)
+    protocol = _protocol(args)
+    protocol.select(Path(args.dataset), "test")
+    ClassifierModel.load(Path(args.model))  # a bad model file fails before the models load
+    result = classify(load_engine(settings), Path(args.dataset), Path(args.model), protocol,
+                      cache_dir(args, settings), args.aligned, args.workers)
+    if args.json:
+        keys = ("accuracy", "errors", "images", "left_out", "kind", "seconds")
+        payload = {k: result[k] for k in keys}
+        payload["predictions"] = [
+            {"file": f, "predicted": p, "probability": round(q, 4), "true": t}
+            for f, p, q, t in result["predictions"]
+        ]
+        emit_json(payload, args.json)
     return EXIT_OK
 
 
@@ -119,14 +114,13 @@ def cmd_video(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if args.threshold is not None:
         settings = settings.replace(match_threshold=args.threshold)
-    with friendly():
-        # Open it once before the models load, so a bad input fails fast.
-        open_source(args.input).capture.release()
-        with Recognizer.from_settings(settings) as recognizer:
-            summary = annotate_video(recognizer, args.input,
-                                     Path(args.out) if args.out else None,
-                                     Path(args.json) if args.json else None,
-                                     every=args.every, max_frames=args.max_frames)
+    # Open it once before the models load, so a bad input fails fast.
+    open_source(args.input).capture.release()
+    with Recognizer.from_settings(settings) as recognizer:
+        summary = annotate_video(recognizer, args.input,
+                                 Path(args.out) if args.out else None,
+                                 Path(args.json) if args.json else None,
+                                 every=args.every, max_frames=args.max_frames)
     names = ", ".join(f"{n}: {c}" for n, c in summary["frames_per_name"].items()) or "none"
     print(f"{summary['frames']} frames ({summary['width']}x{summary['height']} at "
           f"{summary['fps']} fps) in {summary['seconds']} s; faces shown per name: {names}")

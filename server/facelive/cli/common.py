@@ -9,23 +9,23 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from facelive.settings import EMBEDDER_CHOICES, Settings, SettingsError
+from facelive.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, FaceLiveError
+from facelive.settings import EMBEDDER_CHOICES, Settings
 
-EXIT_OK = 0
-EXIT_FAILED = 1  # the command ran but some inputs failed (e.g. unreadable images)
-EXIT_USAGE = 2  # the command could not run: bad settings, missing models, bad arguments
-EXIT_INTERRUPTED = 130
+__all__ = [
+    "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "CommandError",
+    "add_common_flags", "cache_dir", "emit_json", "load_engine", "log", "positive_int",
+    "quiet_tensorflow", "run_command", "settings_from_args",
+]
 
 log = logging.getLogger("facelive")
 
 
-class CommandError(Exception):
-    """An error to show as one line, without a traceback."""
+class CommandError(FaceLiveError):
+    """A command's own refusal (bad arguments, a missing input): one line, exit 2."""
 
 
 def quiet_tensorflow() -> None:
@@ -58,9 +58,10 @@ def emit_json(payload: dict[str, Any], target: str | None = None) -> None:
     """JSON to stdout, or to the file `target` (written whole or not at all)."""
     text = json.dumps(payload, indent=2, ensure_ascii=False)
     if target and target != "-":
-        from facelive.tools.files import write_text_atomic
+        from facelive.atomic import atomic_write
+        from facelive.tools.errors import ToolError
 
-        write_text_atomic(Path(target), text + "\n")
+        atomic_write(Path(target), text + "\n", cannot_create=ToolError)
     else:
         print(text)
 
@@ -89,29 +90,14 @@ def load_engine(settings: Settings) -> Any:
     return FaceEngine(settings)
 
 
-@contextmanager
-def friendly() -> Iterator[None]:
-    """The rooms' one-line errors (tools, gallery, names) become CommandError."""
-    from facelive.recognition.gallery import GalleryError
-    from facelive.recognition.names import InvalidName
-    from facelive.tools.files import ToolError
-
-    try:
-        yield
-    except (ToolError, GalleryError, InvalidName) as exc:
-        raise CommandError(str(exc)) from None
-
-
 def run_command(args: argparse.Namespace) -> int:
-    """Run the parsed command: the CLI's one error boundary. Errors meant for the user become
-    one line on stderr and exit status 2; Ctrl+C is 130."""
-    from facelive.models.store import ModelMissingError
-
+    """Run the parsed command: the CLI's one error boundary. A FaceLiveError becomes one line
+    on stderr and its kind's exit status (2); Ctrl+C is 130."""
     try:
         return int(args.func(args))
-    except (CommandError, SettingsError, ModelMissingError) as exc:
+    except FaceLiveError as exc:
         print(f"facelive: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exc.exit_code
     except KeyboardInterrupt:
         print("facelive: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

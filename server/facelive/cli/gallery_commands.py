@@ -18,7 +18,6 @@ from facelive.cli.common import (
     CommandError,
     add_common_flags,
     emit_json,
-    friendly,
     settings_from_args,
 )
 
@@ -88,7 +87,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     failed = False
     results = []
-    with friendly(), _recognizer(args) as recognizer:
+    with _recognizer(args) as recognizer:
         for name, paths in jobs:
             data = [_read_bytes(p, settings.max_image_bytes) for p in paths]
             unreadable = {i: d for i, d in enumerate(data) if isinstance(d, str)}
@@ -133,7 +132,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     results: list[dict[str, Any]] = []
     failed = 0
-    with friendly(), _recognizer(args) as recognizer:
+    with _recognizer(args) as recognizer:
         pending: list[tuple[int, Any]] = []
 
         def flush() -> None:
@@ -180,7 +179,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
 def cmd_people_list(args: argparse.Namespace) -> int:
     people = []
     if _gallery_exists(args):
-        with friendly(), _gallery(args) as gallery:
+        with _gallery(args) as gallery:
             people = gallery.people()
     if args.json:
         emit_json({"people": [{"name": p.name, "examples": p.examples, "created": p.created,
@@ -194,14 +193,14 @@ def cmd_people_list(args: argparse.Namespace) -> int:
 
 
 def cmd_people_rename(args: argparse.Namespace) -> int:
-    with friendly(), _gallery(args) as gallery:
+    with _gallery(args) as gallery:
         stored = gallery.rename(args.old, args.new)
     print(f"renamed {args.old} -> {stored}")
     return EXIT_OK
 
 
 def cmd_people_delete(args: argparse.Namespace) -> int:
-    with friendly(), _gallery(args) as gallery:
+    with _gallery(args) as gallery:
         count = gallery.delete(args.name)
     print(f"deleted {args.name} ({count} example(s))")
     return EXIT_OK
@@ -210,7 +209,7 @@ def cmd_people_delete(args: argparse.Namespace) -> int:
 def cmd_people_clear(args: argparse.Namespace) -> int:
     if not args.yes:
         raise CommandError("this deletes everyone in the gallery; add --yes to confirm")
-    with friendly(), _gallery(args) as gallery:
+    with _gallery(args) as gallery:
         count = gallery.clear()
     print(f"deleted {count} people")
     return EXIT_OK
@@ -222,7 +221,7 @@ def cmd_gallery_export(args: argparse.Namespace) -> int:
 
     if not _gallery_exists(args):
         raise CommandError("there is no gallery to export yet")
-    with friendly(), _gallery(args) as gallery:
+    with _gallery(args) as gallery:
         try:
             count = export_gallery(gallery, args.file)
         except OSError as exc:
@@ -234,7 +233,7 @@ def cmd_gallery_export(args: argparse.Namespace) -> int:
 def cmd_gallery_import(args: argparse.Namespace) -> int:
     from facelive.recognition.archive import import_archive
 
-    with friendly(), _gallery(args) as gallery:
+    with _gallery(args) as gallery:
         report = import_archive(gallery, args.file)
     print(
         f"imported {args.file}: {report.people_added} new people, {report.people_merged} "
@@ -245,7 +244,7 @@ def cmd_gallery_import(args: argparse.Namespace) -> int:
 
 
 def cmd_reembed(args: argparse.Namespace) -> int:
-    with friendly(), _recognizer(args) as recognizer:
+    with _recognizer(args) as recognizer:
         # Loading already embedded what was missing; --all redoes every stored face.
         count = recognizer.reembed(only_missing=not args.all)
         print(f"{recognizer.embedder_name}: {count} face(s) re-embedded, "

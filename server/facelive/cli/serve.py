@@ -11,7 +11,6 @@ from typing import Any
 
 from facelive.cli.common import (
     EXIT_OK,
-    CommandError,
     add_common_flags,
     quiet_tensorflow,
     run_command,
@@ -23,13 +22,11 @@ from facelive.settings import Settings
 def cmd_serve(args: argparse.Namespace) -> int:
     """Errors that stop the start (bad settings, missing models, port in use, bad certificate)
     become one line on stderr and exit status 2 (at run_command)."""
-    from facelive.app.server import ServeError, serve
+    from facelive.app.server import serve
 
     settings = serve_settings(args)
     try:
         serve(settings)
-    except ServeError as exc:
-        raise CommandError(str(exc)) from None
     except KeyboardInterrupt:
         pass  # Ctrl+C is how a server is stopped (eventlet may also return quietly on it)
     print("facelive: server stopped", file=sys.stderr)

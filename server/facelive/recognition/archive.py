@@ -21,8 +21,6 @@ from __future__ import annotations
 import base64
 import json
 import math
-import os
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from facelive.atomic import PRIVATE, atomic_path
 from facelive.recognition.gallery import (
     SOURCES,
     FacePatch,
@@ -61,20 +60,9 @@ def export_gallery(gallery: Gallery, path: str | Path) -> int:
     """Write `gallery` to the archive `path`; returns the number of examples. The archive is
     written to a temporary file beside `path`, synced and renamed, so `path` is never left
     half-written (an existing file there is replaced only by a complete archive)."""
-    path = Path(path)
-    handle = tempfile.NamedTemporaryFile(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    )
-    try:
-        with handle:
-            count = _write(gallery, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
-    return count
+    with (atomic_path(path, suffix=".tmp", mode=PRIVATE, sync=True) as tmp,
+          open(tmp, "wb") as out):
+        return _write(gallery, out)
 
 
 def _write(gallery: Gallery, handle: Any) -> int:

@@ -109,9 +109,13 @@ MIGRATIONS: tuple[Migration, ...] = (_schema_v1,)
 class PersonNotFound(GalleryError):
     """No person of that name (compared ignoring case)."""
 
+    kind = "not_found"
+
 
 class PersonExists(GalleryError):
     """Another person already has that name (compared ignoring case)."""
+
+    kind = "conflict"
 
 
 def _person_info(row: Sequence[Any]) -> PersonInfo:

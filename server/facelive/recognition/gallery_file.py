@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
 
+from facelive.errors import FaceLiveError
+
 # "FLVG" in the file header: tells our files from any other SQLite database.
 APPLICATION_ID = 0x464C5647
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -40,8 +42,14 @@ _LOW_SPACE_BYTES = 16 << 20
 Migration = Callable[[sqlite3.Connection], None]
 
 
-class GalleryError(RuntimeError):
+class GalleryError(FaceLiveError, RuntimeError):
     """The gallery cannot do what was asked; the message says why in one line."""
+
+    kind = "broken"
+
+    def public_message(self) -> str:
+        # An unexpected failure is named after its room; the other kinds speak for themselves.
+        return f"gallery error: {self}" if self.kind == "broken" else str(self)
 
 
 class GalleryCorrupt(GalleryError):
@@ -51,6 +59,8 @@ class GalleryCorrupt(GalleryError):
 class GalleryFull(GalleryError):
     """No room to save a change (the disk is full, or the file hit its size limit); the
     change was not saved and the committed data is intact."""
+
+    kind = "no_room"
 
 
 

@@ -38,7 +38,8 @@ from facelive.vision.mtcnn import Detection, as_rgb
 
 log = logging.getLogger(__name__)
 
-Frame = np.ndarray | bytes
+# An RGB image ((H, W, 3) uint8) or the encoded bytes of one (JPEG, PNG...).
+ImageInput = np.ndarray | bytes
 # Images per detector call during enrolment / re-embedding: bounds memory for big uploads.
 ENROLL_BATCH = 8
 REEMBED_BATCH = 32
@@ -250,7 +251,7 @@ class Recognizer:
         )
 
     # ------------------------------------------------------------ recognition
-    def _to_rgb(self, frame: Frame) -> np.ndarray:
+    def _to_rgb(self, frame: ImageInput) -> np.ndarray:
         if isinstance(frame, bytes | bytearray | memoryview):
             return decode_image(bytes(frame), self.max_pixels, self.max_bytes)
         return as_rgb(np.asarray(frame))
@@ -259,12 +260,12 @@ class Recognizer:
         # UNKNOWN_LABEL is no person's id (ids count from 1), so it falls through to UNKNOWN.
         return [self._names.get(int(label), UNKNOWN) for label in labels]
 
-    def recognize(self, frame: Frame) -> list[RecognizedFace]:
+    def recognize(self, frame: ImageInput) -> list[RecognizedFace]:
         """One RGB uint8 (H, W, 3) array or encoded image (JPEG, PNG...) -> its faces.
         Raises ImageError for undecodable bytes."""
         return self.recognize_batch([frame])[0]
 
-    def recognize_batch(self, frames: Sequence[Frame]) -> list[list[RecognizedFace]]:
+    def recognize_batch(self, frames: Sequence[ImageInput]) -> list[list[RecognizedFace]]:
         """Several frames: one detector batch, then one fused embed + KNN call for all
         faces. last_timings gets {detect, embed, knn} in ms; the KNN runs inside the
         embedding call, so its time is part of `embed` and `knn` is 0."""
@@ -317,7 +318,7 @@ class Recognizer:
         return dict(self._names)
 
     def recognize_streams(
-        self, frames: Sequence[Frame], trackers: Sequence[Tracker]
+        self, frames: Sequence[ImageInput], trackers: Sequence[Tracker]
     ) -> list[list[dict[str, Any]]]:
         """Frames of several streams (one frame each, with its stream's tracker): JSON-ready
         faces whose `name` is their track's (see recognition/tracks.py), with `track`."""
@@ -345,7 +346,7 @@ class Recognizer:
 
     # ------------------------------------------------------------ changes
     def enroll(
-        self, name: str, images: Sequence[Frame], source: str = "upload"
+        self, name: str, images: Sequence[ImageInput], source: str = "upload"
     ) -> EnrollReport:
         """Add example faces of a person (created if new; an existing name in any case is the
         same person). Each image must show exactly one face; others are skipped with a reason.
