@@ -10,8 +10,10 @@ An error with code "rate_limited" is not a failure: the frame came faster than t
 frame rate limit (`max_client_fps` in `hello`) and was not looked at; the client waits
 `retry_ms` and sends its next frame.
 
-A face is {box: [x, y, w, h], score, landmarks: [[x, y] x 5], name, distance, confidence},
-in pixels of the frame as sent. `total` runs from the frame's arrival to its reply, so it
+A face is {box: [x, y, w, h], score, landmarks: [[x, y] x 5], name, distance, confidence,
+track}, in pixels of the frame as sent. `track` is the same while the face stays in view of this
+connection, and `name` is the track's, decided over its frames (recognition/tracks.py);
+distance and confidence are this frame's. `total` runs from the frame's arrival to its reply, so it
 includes the wait for the worker.
 """
 
@@ -21,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from facelive import wire
 from facelive.errors import FaceLiveError
 from facelive.vision.image import ImageError, image_size_from_header
 
@@ -125,15 +128,8 @@ def face_json(
 ) -> dict[str, Any]:
     """One face as sent to the page. box: (x1, y1, x2, y2) corners in pixels, sent as
     [x, y, w, h]; landmarks: five (x, y) points (eyes, nose, mouth corners)."""
-    x1, y1, x2, y2 = (float(v) for v in box)
-    return {
-        "box": [round(x1, 1), round(y1, 1), round(x2 - x1, 1), round(y2 - y1, 1)],
-        "score": round(float(score), 4),
-        "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in landmarks],
-        "name": name,
-        "distance": None if distance is None else round(float(distance), 4),
-        "confidence": None if confidence is None else round(float(confidence), 4),
-    }
+    return {**wire.face_json(wire.xywh(box), score, landmarks), "name": name,
+            "distance": wire.rounded(distance), "confidence": wire.rounded(confidence)}
 
 
 def faces_reply(

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from facelive import wire
 from facelive.recognition.archive import export_gallery, import_archive
 from facelive.recognition.calibration import active_threshold
 from facelive.recognition.gallery import Gallery, ImportReport, PersonInfo
@@ -31,6 +32,7 @@ from facelive.recognition.knn import UNKNOWN_LABEL, KnnIndex, KnnResult
 from facelive.recognition.names import UNKNOWN, name_key, validate_name
 from facelive.recognition.patches import PatchError, decode_patch, make_patch
 from facelive.recognition.pipeline import Face, FaceEngine
+from facelive.recognition.tracks import Tracker, observations
 from facelive.settings import Settings
 from facelive.vision.image import ImageError, decode_image
 from facelive.vision.mtcnn import Detection, as_rgb
@@ -60,17 +62,14 @@ class RecognizedFace:
     confidence: float
     person: int | None = None
     embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # The closest person whatever the threshold (`distance` is to them when unknown).
+    nearest: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: {box: [x, y, w, h], score, landmarks, name, distance, confidence}."""
-        return {
-            "box": [round(v, 1) for v in self.box],
-            "score": round(self.score, 4),
-            "landmarks": [[round(x, 1), round(y, 1)] for x, y in self.landmarks],
-            "name": self.name,
-            "distance": None if self.distance is None else round(self.distance, 4),
-            "confidence": round(self.confidence, 4),
-        }
+        return {**wire.face_json(self.box, self.score, self.landmarks), "name": self.name,
+                "distance": wire.rounded(self.distance),
+                "confidence": wire.rounded(self.confidence)}
 
 
 @dataclass(frozen=True)
@@ -293,11 +292,11 @@ class Recognizer:
         self, face: Face, result: KnnResult, i: int, embedding: np.ndarray
     ) -> RecognizedFace:
         det = face.detection
-        x1, y1, x2, y2 = (float(v) for v in det.box)
         label = int(result.label[i])
+        candidate = int(result.candidate[i])
         distance = float(result.distance[i])
         return RecognizedFace(
-            box=(x1, y1, x2 - x1, y2 - y1),
+            box=wire.xywh(det.box),
             landmarks=tuple((float(x), float(y)) for x, y in det.landmarks),
             score=float(det.score),
             name=self._names.get(label, UNKNOWN),  # as _names_of, per face
@@ -305,7 +304,26 @@ class Recognizer:
             confidence=float(result.confidence[i]),
             person=None if label == UNKNOWN_LABEL else label,
             embedding=embedding,
+            nearest=candidate if candidate >= 0 else None,
         )
+
+    @property
+    def names(self) -> dict[int, str]:
+        """The gallery's people now: {person id: name}."""
+        return dict(self._names)
+
+    def recognize_streams(
+        self, frames: Sequence[ImageInput], trackers: Sequence[Tracker]
+    ) -> list[list[dict[str, Any]]]:
+        """Frames of several streams (one frame each, with its stream's tracker): JSON-ready
+        faces whose `name` is their track's (see recognition/tracks.py), with `track`."""
+        out = []
+        for faces, tracker in zip(self.recognize_batch(frames), trackers, strict=True):
+            tracked = tracker.update(tracker.next_frame, observations(faces, self.threshold),
+                                     self._names)
+            out.append([{**face.to_dict(), "name": shown.name, "track": shown.track}
+                        for face, shown in zip(faces, tracked, strict=True)])
+        return out
 
     def __call__(self, frames: Sequence[np.ndarray]) -> list[list[dict[str, Any]]]:
         """The live worker's interface: frames -> JSON-ready faces per frame."""
