@@ -10,7 +10,7 @@ import hmac
 import secrets
 from typing import Any
 
-from facelive.app.files import write_private
+from facelive.atomic import PRIVATE, atomic_write
 from facelive.settings import Settings
 
 TOKEN_FILE = "token"
@@ -28,7 +28,7 @@ def resolve_token(settings: Settings) -> str:
     if len(kept) >= 8:
         return kept
     token = secrets.token_urlsafe(24)
-    write_private(path, (token + "\n").encode())
+    atomic_write(path, (token + "\n").encode(), mode=PRIVATE)
     return token
 
 

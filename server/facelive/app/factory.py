@@ -11,8 +11,8 @@ from flask_socketio import SocketIO
 from facelive.app.api import api, json_http_errors
 from facelive.app.auth import resolve_token
 from facelive.app.live import capture_observer, register_live_events
+from facelive.app.live_recognizer import load_recognizer
 from facelive.app.people import People
-from facelive.app.recognizer import load_recognizer
 from facelive.app.state import EXTENSION, LiveState
 from facelive.app.uploads import UploadLimits
 from facelive.app.web import web_blueprint

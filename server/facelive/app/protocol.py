@@ -21,13 +21,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from facelive import wire
+from facelive.errors import FaceLiveError
 from facelive.vision.image import ImageError, image_size_from_header
 
 # JavaScript numbers are exact up to 2^53; a larger seq could not round-trip through the page.
 MAX_SEQ = 2**53 - 1
 
 
-class FrameError(ValueError):
+class FrameError(FaceLiveError, ValueError):
     """A `frame` message that cannot be used; the message is shown to the client as is."""
 
     def __init__(self, message: str, seq: int | None = None) -> None:
@@ -42,6 +44,8 @@ class FrameError(ValueError):
 class RateLimited(FrameError):
     """A frame over the client's frame rate: answered (the page waits for the reply to its
     seq before it sends again) but not looked at."""
+
+    kind = "rate_limited"
 
     CODE = "rate_limited"
 
@@ -122,15 +126,8 @@ def face_json(
 ) -> dict[str, Any]:
     """One face as sent to the page. box: (x1, y1, x2, y2) corners in pixels, sent as
     [x, y, w, h]; landmarks: five (x, y) points (eyes, nose, mouth corners)."""
-    x1, y1, x2, y2 = (float(v) for v in box)
-    return {
-        "box": [round(x1, 1), round(y1, 1), round(x2 - x1, 1), round(y2 - y1, 1)],
-        "score": round(float(score), 4),
-        "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in landmarks],
-        "name": name,
-        "distance": None if distance is None else round(float(distance), 4),
-        "confidence": None if confidence is None else round(float(confidence), 4),
-    }
+    return {**wire.face_json(wire.xywh(box), score, landmarks), "name": name,
+            "distance": wire.rounded(distance), "confidence": wire.rounded(confidence)}
 
 
 def faces_reply(

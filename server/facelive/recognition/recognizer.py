@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from facelive import wire
+from facelive.recognition.archive import export_gallery, import_archive
 from facelive.recognition.calibration import active_threshold, load_calibration
 from facelive.recognition.far_tables import BUILT_IN
 from facelive.recognition.gallery import Gallery, ImportReport, PersonInfo
@@ -39,7 +41,8 @@ from facelive.vision.quality import face_quality
 
 log = logging.getLogger(__name__)
 
-Frame = np.ndarray | bytes
+# An RGB image ((H, W, 3) uint8) or the encoded bytes of one (JPEG, PNG...).
+ImageInput = np.ndarray | bytes
 # Images per detector call during enrolment / re-embedding: bounds memory for big uploads.
 ENROLL_BATCH = 8
 REEMBED_BATCH = 32
@@ -67,14 +70,9 @@ class RecognizedFace:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: {box: [x, y, w, h], score, landmarks, name, distance, confidence}."""
-        return {
-            "box": [round(v, 1) for v in self.box],
-            "score": round(self.score, 4),
-            "landmarks": [[round(x, 1), round(y, 1)] for x, y in self.landmarks],
-            "name": self.name,
-            "distance": None if self.distance is None else round(self.distance, 4),
-            "confidence": round(self.confidence, 4),
-        }
+        return {**wire.face_json(self.box, self.score, self.landmarks), "name": self.name,
+                "distance": wire.rounded(self.distance),
+                "confidence": wire.rounded(self.confidence)}
 
 
 @dataclass(frozen=True)
@@ -324,7 +322,7 @@ class Recognizer:
         )
 
     # ------------------------------------------------------------ recognition
-    def _to_rgb(self, frame: Frame) -> np.ndarray:
+    def _to_rgb(self, frame: ImageInput) -> np.ndarray:
         if isinstance(frame, bytes | bytearray | memoryview):
             return decode_image(bytes(frame), self.max_pixels, self.max_bytes)
         return as_rgb(np.asarray(frame))
@@ -333,12 +331,12 @@ class Recognizer:
         # UNKNOWN_LABEL is no person's id (ids count from 1), so it falls through to UNKNOWN.
         return [self._names.get(int(label), UNKNOWN) for label in labels]
 
-    def recognize(self, frame: Frame) -> list[RecognizedFace]:
+    def recognize(self, frame: ImageInput) -> list[RecognizedFace]:
         """One RGB uint8 (H, W, 3) array or encoded image (JPEG, PNG...) -> its faces.
         Raises ImageError for undecodable bytes."""
         return self.recognize_batch([frame])[0]
 
-    def recognize_batch(self, frames: Sequence[Frame]) -> list[list[RecognizedFace]]:
+    def recognize_batch(self, frames: Sequence[ImageInput]) -> list[list[RecognizedFace]]:
         """Several frames: one detector batch, then one fused embed + KNN call for all
         faces. last_timings gets {detect, embed, knn} in ms; the KNN runs inside the
         embedding call, so its time is part of `embed` and `knn` is 0."""
@@ -373,11 +371,10 @@ class Recognizer:
         quality: float | None = None,
     ) -> RecognizedFace:
         det = face.detection
-        x1, y1, x2, y2 = (float(v) for v in det.box)
         label = int(result.label[i])
         distance = float(result.distance[i])
         return RecognizedFace(
-            box=(x1, y1, x2 - x1, y2 - y1),
+            box=wire.xywh(det.box),
             landmarks=tuple((float(x), float(y)) for x, y in det.landmarks),
             score=float(det.score),
             name=self._names.get(label, UNKNOWN),  # as _names_of, per face
@@ -404,7 +401,7 @@ class Recognizer:
 
     # ------------------------------------------------------------ changes
     def enroll(
-        self, name: str, images: Sequence[Frame], source: str = "upload"
+        self, name: str, images: Sequence[ImageInput], source: str = "upload"
     ) -> EnrollReport:
         """Add example faces of a person (created if new; an existing name in any case is the
         same person). Each image must show one face, or one clearly dominant face (see
@@ -511,9 +508,9 @@ class Recognizer:
         """Merge an export archive, then reload (re-embedding faces that came without this
         embedder's vectors)."""
         with self._mutate:
-            report = self.gallery.import_(path)
+            report = import_archive(self.gallery, path)
             self.reload()
             return report
 
     def export(self, path: str | Path) -> int:
-        return self.gallery.export(path)
+        return export_gallery(self.gallery, path)
