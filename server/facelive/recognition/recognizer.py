@@ -192,8 +192,7 @@ class Recognizer:
                 label = "built-in table" if table else "default"
             else:
                 label = source
-            log.info("match threshold %.4f (%s)", threshold, label)
-            return cls(
+            recognizer = cls(
                 engine,
                 gallery,
                 k=settings.knn_k,
@@ -204,6 +203,9 @@ class Recognizer:
                 target_far=settings.target_far,
                 threshold_source=label,
             )
+            log.info("match threshold %.4f (%s, %d people)", recognizer.threshold, label,
+                     recognizer.people_count)
+            return recognizer
         except BaseException:
             gallery.close()
             raise
