@@ -39,7 +39,9 @@ class LiveState:
     captures: dict[str, CaptureSession] = field(default_factory=dict)
 
     def people_changed(self) -> None:
-        """Tell every page that the gallery changed, so they reload their people list."""
+        """Tell every page that the gallery changed, so they reload their people list; and
+        every live track to decide its name afresh (no deleted or old name lingers)."""
+        self.worker.gallery_changed()
         self.broadcast("people_changed", {"gallery_size": self.people.gallery_size})
 
 
