@@ -49,7 +49,8 @@ class Settings:
     FACELIVE_PYRAMID_FACTOR -> pyramid_factor, FACELIVE_MAX_IMAGE_PIXELS -> max_image_pixels,
     FACELIVE_MAX_IMAGE_BYTES -> max_image_bytes, FACELIVE_MAX_UPLOAD_FILES -> max_upload_files,
     FACELIVE_MAX_UPLOAD_BYTES -> max_upload_bytes.
-    Recognition: FACELIVE_KNN_K -> knn_k, FACELIVE_THRESHOLD -> match_threshold.
+    Recognition: FACELIVE_KNN_K -> knn_k, FACELIVE_THRESHOLD -> match_threshold,
+    FACELIVE_TARGET_FAR -> target_far.
     Web server (`facelive serve`): FACELIVE_HOST -> host, FACELIVE_PORT -> port,
     FACELIVE_CERTFILE -> certfile, FACELIVE_KEYFILE -> keyfile, FACELIVE_TOKEN -> token,
     FACELIVE_ALLOWED_ORIGINS -> allowed_origins (comma-separated),
@@ -78,6 +79,8 @@ class Settings:
     # embeddings, 0..2) still called a match, None = the embedder's calibrated threshold.
     knn_k: int = 5
     match_threshold: float | None = None
+    # Share of strangers allowed a name at the gallery's size (recognition/openset.py).
+    target_far: float = 0.01
     # Web server. Without certfile/keyfile a self-signed certificate is made in data_dir/tls.
     host: str = "0.0.0.0"
     port: int = 5000  # 0: any free port (the start-up banner shows which)
@@ -126,6 +129,8 @@ class Settings:
             raise SettingsError(
                 f"FACELIVE_THRESHOLD must be in (0, 2], got {self.match_threshold}"
             )
+        if not 0.0 < self.target_far < 1.0:
+            raise SettingsError(f"FACELIVE_TARGET_FAR must be in (0, 1), got {self.target_far}")
         if not 0 <= self.port <= 65535:
             raise SettingsError(f"FACELIVE_PORT must be 0..65535, got {self.port}")
         if (self.certfile is None) != (self.keyfile is None):
@@ -179,6 +184,7 @@ class Settings:
         for key, name in (
             ("pyramid_factor", "FACELIVE_PYRAMID_FACTOR"),
             ("match_threshold", "FACELIVE_THRESHOLD"),
+            ("target_far", "FACELIVE_TARGET_FAR"),
         ):
             if env.get(name):
                 try:

@@ -67,6 +67,8 @@ def gallery(tmp_path: Path):
         ("می\u200cخواهم", "می\u200cخواهم"),  # ZWNJ is part of Persian spelling
         ("O'Brien-Smith Jr.", "O'Brien-Smith Jr."),
         ("x" * MAX_NAME_LENGTH, "x" * MAX_NAME_LENGTH),
+        ("...", "..."),  # only "." and ".." are path segments
+        (".NET", ".NET"),
     ],
 )
 def test_names_accepted(raw: str, stored: str) -> None:
@@ -94,6 +96,9 @@ def test_names_accepted(raw: str, stored: str) -> None:
         ("\U000e0001tag", "control"),  # invisible language tag
         ("soft\u00adhyphen", "control"),
         ("\u0378", "unassigned"),
+        (".", "may not be '.'"),
+        ("..", "may not be '..'"),
+        (" .. ", "may not be '..'"),  # stripped first, so spaces do not sneak it in
     ],
 )
 def test_names_refused(raw: str, why: str) -> None:
@@ -117,7 +122,7 @@ def test_any_text_is_refused_or_stored_clean(raw: str) -> None:
     assert 0 < len(name) <= MAX_NAME_LENGTH and name == name.strip()
     assert unicodedata.is_normalized("NFC", name)
     assert not any(unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") for c in name)
-    assert "/" not in name and "\\" not in name
+    assert "/" not in name and "\\" not in name and name not in (".", "..")
     assert validate_name(name) == name  # stored names pass again unchanged
 
 

@@ -115,6 +115,41 @@ def test_enrol_skips_unusable_images_with_reasons(recognizer, test_data: Path) -
     assert "Nobody Here" not in [p.name for p in recognizer.people()]
 
 
+def test_enrol_takes_a_dominant_face_and_refuses_an_ambiguous_one(
+    recognizer, lfw_dir: Path
+) -> None:
+    # The subject (100 px) and a whole face in the background (49 px): the subject is taken,
+    # and the report says so.
+    clear = (lfw_dir / "Abdullah_Gul" / "Abdullah_Gul_0006.jpg").read_bytes()
+    # Two whole faces of about one size (95 and 94 px): no guess.
+    tied = (lfw_dir / "Alex_Sink" / "Alex_Sink_0001.jpg").read_bytes()
+    report = recognizer.enroll("Abdullah Gul", [clear, tied])
+    assert report.accepted == [0] and len(report.example_ids) == 1
+    assert [(p.index, p.faces) for p in report.picked] == [(0, 2)]
+    assert "took the largest" in report.picked[0].message
+    (refused,) = report.skipped
+    assert refused.index == 1 and "none is clearly the largest" in refused.reason
+    # The face taken is the subject's: another of his photos is named after him.
+    other = (lfw_dir / "Abdullah_Gul" / "Abdullah_Gul_0001.jpg").read_bytes()
+    assert [f.name for f in recognizer.recognize(other)][:1] == ["Abdullah Gul"]
+    recognizer.delete("Abdullah Gul")
+
+
+def test_threshold_follows_the_gallery_size(recognizer) -> None:
+    from facelive.recognition.far_tables import BUILT_IN
+    from facelive.recognition.openset import effective_people
+
+    table = BUILT_IN["dlib-resnet"]
+    people, examples = len(recognizer.people()), recognizer.gallery_size
+    expected = table.threshold_for(effective_people(people, examples), recognizer.target_far)
+    assert recognizer.threshold == pytest.approx(expected)
+    rule = recognizer.open_set()
+    assert rule["people"] == people and rule["threshold_source"] == "built-in table"
+    assert rule["expected_far"] == pytest.approx(recognizer.target_far, rel=0.05)
+    # A small gallery is held to a looser threshold than 1,000 people would need.
+    assert recognizer.threshold > table.threshold_for(1000, recognizer.target_far)
+
+
 def test_rename_delete_take_effect_on_the_next_frame(recognizer, lfw_dir: Path) -> None:
     frame = others(lfw_dir, "Angelina_Jolie")[0].read_bytes()
 

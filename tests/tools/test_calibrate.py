@@ -51,9 +51,17 @@ def test_calibrate_stores_a_threshold_a_fresh_recognizer_uses(
     assert stored is not None and stored.threshold == report["threshold"]
     assert json.loads((data / FILENAME).read_text())["embedders"]["dlib-resnet"]["far"] == 1e-3
 
+    # The stranger FAR table measured on the same images: the app's threshold follows it.
+    from facelive.recognition.openset import FarTable
+
+    assert stored.far_table is not None
+    table = FarTable.from_json(stored.far_table)
+    assert table.sizes[0] == 1 and len(table.sizes) >= 5
     settings = Settings(data_dir=data, models_dir=models_dir, embedder="dlib-resnet")
     with Recognizer.from_settings(settings) as recognizer:
-        assert recognizer.threshold == stored.threshold
+        # An empty gallery: the threshold for one person at the target.
+        assert recognizer.threshold_source == "calibration table"
+        assert recognizer.threshold == table.threshold_for(1, settings.target_far)
         engine = recognizer.engine
     override = settings.replace(match_threshold=0.25)
     with Recognizer.from_settings(override, engine=engine) as recognizer:

@@ -39,7 +39,8 @@ export class Api {
     return this.call("GET", "/api/people").then((answer) => answer.people);
   }
 
-  /** files: File[] -> {name, examples_added, rejected: [{file, reason}], warnings}. */
+  /** files: File[] -> {name, examples_added, rejected: [{file, reason}], picked: [{file, faces,
+   * box, message}], warnings}. */
   addExamples(name, files) {
     const form = new FormData();
     for (const file of files) form.append("images", file, file.name);

@@ -11,6 +11,9 @@ export function describeEnrolment(result) {
   if (result.rejected?.length) {
     text += ` Not used: ${result.rejected.map((r) => `${r.file} (${r.reason})`).join("; ")}.`;
   }
+  if (result.picked?.length) {
+    text += ` In ${result.picked.map((p) => `${p.file}: ${p.message}`).join("; ")}.`;
+  }
   if (result.warnings?.length) text += ` Note: ${result.warnings.join("; ")}.`;
   return text;
 }

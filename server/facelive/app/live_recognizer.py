@@ -6,6 +6,8 @@ uint8 RGB arrays and faces has one list per frame of dicts shaped like `protocol
 (box, score, landmarks, name, distance, confidence). Optional attributes, read when present:
     embedder_name: str          shown by /api/health and the start-up banner
     gallery_size: int           examples searched, shown by /api/health (0 when absent)
+    open_set() -> dict          the threshold at this gallery size and the expected stranger
+                                false-accept rate, shown by /api/health
     last_timings: dict          {detect, embed, knn} in ms of the latest call
     warm_up() -> None           run once before serving, so the first frame is not slow
 The gallery routes (app/people.py) need the full Recognizer: enroll, rename, delete, clear,
@@ -55,7 +57,12 @@ def load_recognizer(settings: Settings) -> Recognizer:
 def describe(recognizer: LiveRecognizer) -> dict[str, Any]:
     """The recognizer's optional attributes, with defaults, for /api/health and the banner.
     Cheap attribute reads only: /api/health must answer while a batch is running."""
-    return {
+    out: dict[str, Any] = {
         "embedder": str(getattr(recognizer, "embedder_name", "unknown")),
         "gallery_size": int(getattr(recognizer, "gallery_size", 0)),
     }
+    open_set = getattr(recognizer, "open_set", None)
+    if callable(open_set):
+        # {threshold, threshold_source, people, target_far, expected_far}: plain reads.
+        out.update(open_set())
+    return out

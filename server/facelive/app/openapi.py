@@ -51,7 +51,14 @@ SCHEMAS: dict[str, Any] = {
               "properties": {"error": {"type": "string", "description": "what is wrong"}}},
     "Health": {"type": "object", "properties": {
         "version": {"type": "string"}, "embedder": {"type": "string"},
-        "gallery_size": {"type": "integer", "description": "stored examples searched"}}},
+        "gallery_size": {"type": "integer", "description": "stored examples searched"},
+        "people": {"type": "integer"},
+        "threshold": {"type": "number", "description": "match threshold at this gallery size"},
+        "threshold_source": {"type": "string"},
+        "target_far": {"type": ["number", "null"],
+                       "description": "stranger false-accept rate the threshold aims at"},
+        "expected_far": {"type": ["number", "null"],
+                         "description": "share of strangers expected to get a name now"}}},
     "Person": {"type": "object", "properties": {
         "name": {"type": "string"}, "examples": {"type": "integer"},
         "created": {"type": "number", "description": "unix seconds"},
@@ -73,10 +80,16 @@ SCHEMAS: dict[str, Any] = {
         "faces": {"type": "array", "items": _ref("Face")}}},
     "Rejected": {"type": "object", "properties": {
         "file": {"type": "string"}, "reason": {"type": "string"}}},
+    "Picked": {"type": "object", "properties": {
+        "file": {"type": "string"}, "faces": {"type": "integer"},
+        "box": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4},
+        "message": {"type": "string"}}},
     "Enrolled": {"type": "object", "properties": {
         "name": {"type": "string", "description": "as stored"},
         "examples_added": {"type": "integer"},
         "rejected": {"type": "array", "items": _ref("Rejected")},
+        "picked": {"type": "array", "items": _ref("Picked"),
+                   "description": "photos with several faces: the dominant one taken"},
         "warnings": {"type": "array", "items": {"type": "string"},
                      "description": "accepted faces that look like someone else"}}},
     "Rename": {"type": "object", "required": ["name"],
@@ -145,8 +158,10 @@ def openapi_document(version: str, limits: UploadLimits) -> dict[str, Any]:
                 }}},
             "/api/people/{name}/examples": {"post": {
                 "summary": "Add example photos (the person is created if new)",
-                "description": "Each image must show exactly one face; the others are "
-                               "listed in `rejected` with the reason.",
+                "description": "Each image must show one face, or one clearly the largest "
+                               "(listed in `picked`), not cut by the edge, big, sharp and "
+                               "frontal enough; the others are listed in `rejected` with "
+                               "the reason.",
                 "parameters": [NAME_PARAM], "security": change,
                 "requestBody": _multipart("images", True, "One or more image files."),
                 "responses": {

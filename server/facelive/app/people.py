@@ -97,8 +97,9 @@ class People:
     # ------------------------------------------------------------ changes
     def enroll(self, name: str, uploads: Sequence[Upload], source: str) -> dict[str, Any]:
         """Add example images of `name` (created if new): {name, examples_added, rejected:
-        [{file, reason}], warnings}. Refusal 400, and nothing stored, when no image shows
-        exactly one usable face."""
+        [{file, reason}], picked: [{file, faces, box, message}] (photos with several faces:
+        the one taken), warnings}. Refusal 400, and nothing stored, when no image shows one
+        usable face."""
         report = self._call(
             self.recognizer.enroll, name, [u.data for u in uploads], source
         )
@@ -108,8 +109,11 @@ class People:
             reasons = "; ".join(f"{r['file']}: {r['reason']}" for r in rejected)
             raise Refusal(400, f"no example added ({reasons})", name=report.name,
                           examples_added=0, rejected=rejected)
+        picked = [{"file": uploads[p.index].filename, "faces": p.faces,
+                   "box": [round(v, 1) for v in p.box], "message": p.message}
+                  for p in report.picked]
         return {"name": report.name, "examples_added": len(report.example_ids),
-                "rejected": rejected, "warnings": report.warnings}
+                "rejected": rejected, "picked": picked, "warnings": report.warnings}
 
     def rename(self, old: str, new: Any) -> dict[str, Any]:
         """{name: as stored, previous}. 404 nobody, 409 someone else's name, 400 bad name."""

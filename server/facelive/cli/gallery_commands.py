@@ -106,6 +106,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             failed = failed or bool(skipped) or not report.example_ids
             for i, reason in skipped:
                 print(f"{paths[i]}: {reason}", file=sys.stderr)
+            for pick in report.picked:
+                print(f"{paths[readable[pick.index]]}: {pick.message}", file=sys.stderr)
             for warning in report.warnings:
                 print(f"{report.name}: warning: {warning}", file=sys.stderr)
             results.append(
@@ -114,6 +116,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                     "added": len(report.example_ids),
                     "example_ids": report.example_ids,
                     "skipped": [{"image": str(paths[i]), "reason": r} for i, r in skipped],
+                    "picked": [{"image": str(paths[readable[p.index]]), "faces": p.faces,
+                                "box": [round(v, 1) for v in p.box]} for p in report.picked],
                     "warnings": report.warnings,
                 }
             )
@@ -176,19 +180,40 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- people
+def _open_set(args: argparse.Namespace, people: list[Any]) -> dict[str, Any]:
+    """The rule a server would decide with at this gallery's size (no model is loaded)."""
+    from facelive.models import store
+    from facelive.recognition.gallery_rule import describe_rule
+
+    settings = settings_from_args(args)
+    embedder = store.choose_embedder(settings.embedder, settings.models_dir)
+    with_examples = [p for p in people if p.examples]
+    return describe_rule(
+        settings.data_dir, embedder, None, settings.match_threshold, settings.target_far,
+        len(with_examples), sum(p.examples for p in with_examples),
+    )
+
+
 def cmd_people_list(args: argparse.Namespace) -> int:
     people = []
     if _gallery_exists(args):
         with _gallery(args) as gallery:
             people = gallery.people()
+    rule = _open_set(args, people)
     if args.json:
         emit_json({"people": [{"name": p.name, "examples": p.examples, "created": p.created,
-                           "thumbnail": p.thumbnail} for p in people]})
-    elif not people:
+                               "thumbnail": p.thumbnail} for p in people], "open_set": rule})
+        return EXIT_OK
+    if not people:
         print("no people in the gallery yet (add some with `facelive enroll`)")
     else:
         for p in people:
             print(f"{p.name}\t{p.examples} example(s)")
+    if rule["threshold"] is not None:
+        far = rule["expected_far"]
+        expected = "" if far is None else f"; expected strangers named: {100 * far:.2f}%"
+        print(f"match threshold {rule['threshold']:.4f} for {rule['people']} people "
+              f"({rule['threshold_source']}){expected}")
     return EXIT_OK
 
 
@@ -261,7 +286,7 @@ def add_gallery_commands(subparsers: Any) -> None:
     add_common_flags(enroll)
     enroll.add_argument("name", nargs="?", metavar="NAME")
     enroll.add_argument("images", nargs="*", metavar="IMAGE",
-                        help="photos with exactly one face each")
+                        help="photos of the person: one face, or theirs clearly the largest")
     enroll.add_argument("--from-dir", metavar="DIR",
                         help="one folder per person, named after them (_ reads as a space)")
     enroll.add_argument("--source", choices=SOURCES,

@@ -55,6 +55,9 @@ class Calibration:
     recipe: str = ""
     pipeline: str = ""
     created: str = ""
+    # Stranger FAR against threshold and gallery size (openset.FarTable.to_json()): with it
+    # the threshold follows the gallery's size; `threshold` is then only the per-pair figure.
+    far_table: dict[str, Any] | None = None
 
 
 def _path(data_dir: Path) -> Path:

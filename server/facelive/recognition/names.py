@@ -61,6 +61,10 @@ def validate_name(raw: object) -> str:
     name = _WHITESPACE_RUN.sub(" ", unicodedata.normalize("NFC", raw)).strip()
     if not name:
         raise InvalidName("a name may not be empty")
+    if name in (".", ".."):
+        # As a URL segment (/api/people/../thumbnail) every browser normalises them away, and
+        # as a folder name they mean "here" / "up": such a person could not be managed.
+        raise InvalidName(f"a name may not be {name!r}")
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidName(
             f"a name may be at most {MAX_NAME_LENGTH} characters, this one has {len(name)}"

@@ -26,16 +26,19 @@ import numpy as np
 
 from facelive import wire
 from facelive.recognition.archive import export_gallery, import_archive
-from facelive.recognition.calibration import active_threshold
+from facelive.recognition.calibration import active_threshold, load_calibration
+from facelive.recognition.far_tables import BUILT_IN
 from facelive.recognition.gallery import Gallery, ImportReport, PersonInfo
 from facelive.recognition.knn import UNKNOWN_LABEL, KnnIndex, KnnResult
 from facelive.recognition.names import UNKNOWN, name_key, validate_name
+from facelive.recognition.openset import DEFAULT_TARGET_FAR, FarTable, effective_people
 from facelive.recognition.patches import PatchError, decode_patch, make_patch
-from facelive.recognition.pipeline import Face, FaceEngine
+from facelive.recognition.pipeline import Face, FaceEngine, dominant_face
 from facelive.recognition.tracks import Tracker, observations
 from facelive.settings import Settings
 from facelive.vision.image import ImageError, decode_image
 from facelive.vision.mtcnn import Detection, as_rgb
+from facelive.vision.quality import face_quality
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,9 @@ class RecognizedFace:
     embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
     # The closest person whatever the threshold (`distance` is to them when unknown).
     nearest: int | None = None
+    # 0..1, how much this face is worth as evidence (vision/quality.py): small, blurred or
+    # turned faces count for less in a track.
+    quality: float | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: {box: [x, y, w, h], score, landmarks, name, distance, confidence}."""
@@ -81,10 +87,27 @@ class Skipped:
 
 
 @dataclass(frozen=True)
+class Picked:
+    """An accepted input that showed several faces: its position, how many faces, and the
+    box (x, y, w, h) of the one taken (the dominant one, see pipeline.dominant_face)."""
+
+    index: int
+    faces: int
+    box: tuple[float, float, float, float]
+
+    @property
+    def message(self) -> str:
+        x, y, w, h = (round(v) for v in self.box)
+        return (f"{self.faces} faces found; took the largest, at x {x}, y {y} "
+                f"({w}x{h} px)")
+
+
+@dataclass(frozen=True)
 class EnrollReport:
     """name: as stored (an existing person keeps their spelling); person: id, None when
     nothing was added; example_ids: one per accepted image, in input order; accepted: their
-    input positions; warnings: accepted faces that look like someone else."""
+    input positions; warnings: accepted faces that look like someone else; picked: accepted
+    images with several faces, and which one was taken."""
 
     name: str
     person: int | None
@@ -92,6 +115,7 @@ class EnrollReport:
     accepted: list[int]
     skipped: list[Skipped]
     warnings: list[str]
+    picked: list[Picked] = field(default_factory=list)
 
 
 def _ms(start: float) -> float:
@@ -112,10 +136,18 @@ class Recognizer:
         max_pixels: int = 40_000_000,
         max_bytes: int = 20 * 1024 * 1024,
         refresh_interval: float = 1.0,
+        far_table: FarTable | None = None,
+        target_far: float = DEFAULT_TARGET_FAR,
+        threshold_source: str = "",
     ) -> None:
         self.engine = engine
         self.gallery = gallery
         self.embedder = engine.embedder
+        # With a FAR table the threshold follows the gallery's size (recognition/openset.py,
+        # recomputed by _update_threshold on every change); without one it is fixed.
+        self.far_table = far_table
+        self.target_far = float(target_far)
+        self.threshold_source = threshold_source or ("table" if far_table else "fixed")
         self.threshold = float(self.embedder.threshold if threshold is None else threshold)
         # The open-set margin (see knn.py) is measured per embedder, like its threshold.
         margin = float(getattr(self.embedder, "margin", 0.0) if margin is None else margin)
@@ -143,19 +175,40 @@ class Recognizer:
         gallery = gallery if gallery is not None else Gallery.in_dir(settings.data_dir)
         try:
             engine = engine if engine is not None else FaceEngine(settings)
+            recipe = getattr(engine.embedder, "recipe", None)
             threshold, source = active_threshold(
                 settings.data_dir, engine.embedder.name, engine.embedder.threshold,
-                settings.match_threshold, getattr(engine.embedder, "recipe", None),
+                settings.match_threshold, recipe,
             )
-            log.info("match threshold %.4f (%s)", threshold, source)
-            return cls(
+            table: FarTable | None = None
+            if source == "calibration":
+                stored = load_calibration(settings.data_dir, engine.embedder.name, recipe)
+                if stored is not None and stored.far_table:
+                    try:
+                        table = FarTable.from_json(stored.far_table)
+                    except (KeyError, TypeError, ValueError) as exc:
+                        log.warning("stored FAR table is unusable (%s); using the threshold",
+                                    exc)
+                label = "calibration table" if table else "calibration"
+            elif source == "default":
+                table = BUILT_IN.get(engine.embedder.name)
+                label = "built-in table" if table else "default"
+            else:
+                label = source
+            recognizer = cls(
                 engine,
                 gallery,
                 k=settings.knn_k,
                 threshold=threshold,
                 max_pixels=settings.max_image_pixels,
                 max_bytes=settings.max_image_bytes,
+                far_table=table,
+                target_far=settings.target_far,
+                threshold_source=label,
             )
+            log.info("match threshold %.4f (%s, %d people)", recognizer.threshold, label,
+                     recognizer.people_count)
+            return recognizer
         except BaseException:
             gallery.close()
             raise
@@ -182,6 +235,32 @@ class Recognizer:
     def people(self) -> list[PersonInfo]:
         return self.gallery.people()
 
+    @property
+    def people_count(self) -> int:
+        return len(self._names)
+
+    def _update_threshold(self) -> None:
+        """Follow the gallery's size (caller holds _mutate, or is __init__)."""
+        if self.far_table is None:
+            return
+        size = effective_people(len(self._names), len(self.knn))
+        self.threshold = self.far_table.threshold_for(size, self.target_far)
+
+    def open_set(self) -> dict[str, Any]:
+        """{threshold, threshold_source, people, target_far, expected_far}: the rule in force
+        and the share of strangers it is expected to name at the current gallery size
+        (expected_far is None when no FAR table is known for this embedder)."""
+        people = len(self._names)
+        expected = None
+        table = self.far_table or BUILT_IN.get(self.embedder_name)
+        if table is not None:
+            size = effective_people(people, len(self.knn))
+            expected = round(table.expected_far(self.threshold, size), 5)
+        return {"threshold": round(self.threshold, 4), "threshold_source": self.threshold_source,
+                "people": people,
+                "target_far": self.target_far if self.far_table is not None else None,
+                "expected_far": expected}
+
     def reload(self) -> None:
         """Rebuild the KNN from the gallery, re-embedding stored faces that lack a vector of
         this embedder first."""
@@ -201,6 +280,7 @@ class Recognizer:
         self.knn.replace_all(stored.matrix.reshape(-1, self.embedder.dim), stored.labels,
                              stored.example_ids)
         self._names = dict(stored.names)
+        self._update_threshold()
         log.info("gallery: %d people, %d examples (%s)", len(self._names), len(self.knn),
                  self.embedder_name)
 
@@ -280,16 +360,20 @@ class Recognizer:
         self.last_timings = {"detect": detect_ms, "embed": _ms(start), "knn": 0.0}
         out: list[list[RecognizedFace]] = []
         position = 0
-        for faces in analyzed:
+        for image, faces in zip(images, analyzed, strict=True):
             row = []
             for face in faces:
-                row.append(self._face(face, result, position, embeddings[position]))
+                quality = face_quality(image, face.detection.box, face.detection.landmarks)
+                row.append(
+                    self._face(face, result, position, embeddings[position], quality.score)
+                )
                 position += 1
             out.append(row)
         return out
 
     def _face(
-        self, face: Face, result: KnnResult, i: int, embedding: np.ndarray
+        self, face: Face, result: KnnResult, i: int, embedding: np.ndarray,
+        quality: float | None = None,
     ) -> RecognizedFace:
         det = face.detection
         label = int(result.label[i])
@@ -305,6 +389,7 @@ class Recognizer:
             person=None if label == UNKNOWN_LABEL else label,
             embedding=embedding,
             nearest=candidate if candidate >= 0 else None,
+            quality=quality,
         )
 
     @property
@@ -344,8 +429,11 @@ class Recognizer:
         self, name: str, images: Sequence[ImageInput], source: str = "upload"
     ) -> EnrollReport:
         """Add example faces of a person (created if new; an existing name in any case is the
-        same person). Each image must show exactly one face; others are skipped with a reason.
-        Nothing is stored when no image is usable. Raises InvalidName for a bad name."""
+        same person). Each image must show one face, or one clearly dominant face (see
+        pipeline.dominant_face; the report's `picked` says which was taken), good enough to
+        learn from (vision/quality.py: not too small, blurred or turned); others are skipped
+        with the reason. Nothing is stored when no image is usable. Raises InvalidName for a
+        bad name."""
         name = validate_name(name)
         skipped: list[Skipped] = []
         decoded: list[tuple[int, np.ndarray]] = []
@@ -355,18 +443,24 @@ class Recognizer:
             except (ImageError, ValueError) as exc:
                 skipped.append(Skipped(i, str(exc)))
         accepted: list[tuple[int, np.ndarray, Face]] = []
+        picked: list[Picked] = []
         for start in range(0, len(decoded), ENROLL_BATCH):
             chunk = decoded[start : start + ENROLL_BATCH]
             found = self.engine.analyze_batch([image for _, image in chunk], embed=False)
             for (i, image), faces in zip(chunk, found, strict=True):
-                if len(faces) == 1:
-                    accepted.append((i, image, faces[0]))
-                elif not faces:
-                    skipped.append(Skipped(i, "no face found"))
-                else:
-                    skipped.append(
-                        Skipped(i, f"{len(faces)} faces found; use a photo of one face only")
-                    )
+                choice, why = dominant_face([f.detection for f in faces], image.shape)
+                if choice is None:
+                    skipped.append(Skipped(i, why or "no usable face"))
+                    continue
+                face = faces[choice]
+                quality = face_quality(image, face.detection.box, face.detection.landmarks)
+                if quality.problem is not None:
+                    skipped.append(Skipped(i, quality.problem))
+                    continue
+                accepted.append((i, image, face))
+                if len(faces) > 1:
+                    x1, y1, x2, y2 = (float(v) for v in face.detection.box)
+                    picked.append(Picked(i, len(faces), (x1, y1, x2 - x1, y2 - y1)))
         skipped.sort(key=lambda s: s.index)
         if not accepted:
             return EnrollReport(name, None, [], [], skipped, [])
@@ -382,9 +476,10 @@ class Recognizer:
             )
             self._names = {**self._names, added.person: added.name}
             self.knn.add(vectors, added.person, np.array(added.example_ids))
+            self._update_threshold()
         return EnrollReport(
             added.name, added.person, added.example_ids, [i for i, _, _ in accepted],
-            skipped, warnings,
+            skipped, warnings, picked,
         )
 
     def _lookalikes(self, name: str, vectors: np.ndarray, positions: list[int]) -> list[str]:
@@ -415,12 +510,15 @@ class Recognizer:
             count = self.gallery.delete(name)
             self.knn.remove_labels([person])
             self._names = self.gallery.names()
+            self._update_threshold()
             return count
 
     def remove_examples(self, example_ids: Sequence[int]) -> int:
         with self._mutate:
             count = self.gallery.remove_examples(example_ids)
             self.knn.remove_examples(np.asarray(example_ids, np.int64))
+            self._names = self.gallery.names()
+            self._update_threshold()
             return count
 
     def clear(self) -> int:
@@ -428,6 +526,7 @@ class Recognizer:
             count = self.gallery.clear()
             self.knn.clear()
             self._names = {}
+            self._update_threshold()
             return count
 
     def import_(self, path: str | Path) -> ImportReport:

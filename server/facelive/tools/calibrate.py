@@ -25,6 +25,7 @@ from facelive.recognition.calibration import (
     Impostors,
     threshold_at_far,
 )
+from facelive.recognition.openset import measure_far_table
 from facelive.recognition.pipeline import FaceEngine
 from facelive.recognition.verification import ten_fold, val_far
 from facelive.recognition.verification import threshold_at_far as listed_threshold_at_far
@@ -35,6 +36,8 @@ from facelive.vision.image import ImageError
 # it, and it spares holding all ~30 million in memory.
 _KEEP_BELOW = 0.9
 _BLOCK = 2048
+FAR_TABLE_SIZES = (1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 300, 500, 1000, 2000, 3000)
+FAR_TABLE_THRESHOLDS = tuple(round(0.2 + 0.005 * i, 3) for i in range(61))  # 0.20 .. 0.50
 
 
 def impostor_distances(
@@ -99,6 +102,16 @@ def calibrate(
             np.stack([vectors[f] for f in files]), [f.parent.name for f in files]
         )
     threshold = threshold_at_far(smallest, total, far)
+    # Stranger FAR against threshold and gallery size (recognition/openset.py): what lets the
+    # app's threshold follow the number of people enrolled. Sizes that leave at least as many
+    # people again to be strangers.
+    identities = [f.parent.name for f in files]
+    people = len(set(identities))
+    sizes = [n for n in FAR_TABLE_SIZES if 2 * n <= people] or [1]
+    far_table = measure_far_table(
+        np.stack([vectors[f] for f in files]), identities, sizes, FAR_TABLE_THRESHOLDS,
+        margin=float(getattr(engine.embedder, "margin", 0.0)),
+    )
     measured_far = float(np.searchsorted(smallest, threshold, side="right") / total)
     val, _ = val_far(distances, same, threshold)
     accuracy = float(np.mean((distances <= threshold) == same))
@@ -120,6 +133,7 @@ def calibrate(
         recipe=str(getattr(engine.embedder, "recipe", "")),
         pipeline=tag,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
+        far_table={**far_table.to_json(), "source": f"facelive calibrate on {people} people"},
     )
     report = {
         "embedder": engine.embedder_name,
@@ -142,6 +156,7 @@ def calibrate(
             "threshold": round(folds_report.threshold, 4),
             "val_at_far_1e-3": round(folds_report.val_at_far_1e3, 5),
         },
+        "far_table_sizes": list(far_table.sizes),
         "pairs": len(pairs),
         "same_pairs": int(same.sum()),
         "images": len(files),
