@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,10 +80,21 @@ class Skipped:
 
 
 @dataclass(frozen=True)
+class Lookalike:
+    """An accepted face that the gallery already knows as someone else: its input position,
+    who it looks like, at what distance."""
+
+    index: int
+    name: str
+    distance: float
+
+
+@dataclass(frozen=True)
 class EnrollReport:
     """name: as stored (an existing person keeps their spelling); person: id, None when
     nothing was added; example_ids: one per accepted image, in input order; accepted: their
-    input positions; warnings: accepted faces that look like someone else."""
+    input positions; warnings: accepted faces that look like someone else (`lookalikes`, as
+    text)."""
 
     name: str
     person: int | None
@@ -91,6 +102,12 @@ class EnrollReport:
     accepted: list[int]
     skipped: list[Skipped]
     warnings: list[str]
+    lookalikes: list[Lookalike] = field(default_factory=list)
+
+
+# Called with (name, vectors of the accepted faces, their input positions) before anything is
+# stored, under the recognizer's lock; raising refuses the enrolment (see same_person.py).
+EnrollCheck = Callable[[str, np.ndarray, list[int]], None]
 
 
 def _ms(start: float) -> float:
@@ -321,7 +338,8 @@ class Recognizer:
 
     # ------------------------------------------------------------ changes
     def enroll(
-        self, name: str, images: Sequence[Frame], source: str = "upload"
+        self, name: str, images: Sequence[Frame], source: str = "upload",
+        check: EnrollCheck | None = None,
     ) -> EnrollReport:
         """Add example faces of a person (created if new; an existing name in any case is the
         same person). Each image must show exactly one face; others are skipped with a reason.
@@ -356,7 +374,11 @@ class Recognizer:
             for _, image, face in accepted
         ]
         with self._mutate:
-            warnings = self._lookalikes(name, vectors, [i for i, _, _ in accepted])
+            if check is not None:
+                check(name, vectors, [i for i, _, _ in accepted])
+            lookalikes = self._lookalikes(name, vectors, [i for i, _, _ in accepted])
+            warnings = [f"image {a.index} looks like {a.name} (distance {a.distance:.3f})"
+                        for a in lookalikes]
             added = self.gallery.add_examples(
                 name, patches, vectors, self.embedder_name, source
             )
@@ -364,11 +386,13 @@ class Recognizer:
             self.knn.add(vectors, added.person, np.array(added.example_ids))
         return EnrollReport(
             added.name, added.person, added.example_ids, [i for i, _, _ in accepted],
-            skipped, warnings,
+            skipped, warnings, lookalikes,
         )
 
-    def _lookalikes(self, name: str, vectors: np.ndarray, positions: list[int]) -> list[str]:
-        """Warnings for faces that the gallery already knows as someone else."""
+    def _lookalikes(
+        self, name: str, vectors: np.ndarray, positions: list[int]
+    ) -> list[Lookalike]:
+        """The faces that the gallery already knows as someone else."""
         if not len(self.knn):
             return []
         result = self.knn.query(vectors, self.threshold)
@@ -378,7 +402,7 @@ class Recognizer:
         ):
             other = self._names.get(int(label))
             if other is not None and name_key(other) != name_key(name):
-                out.append(f"image {position} looks like {other} (distance {distance:.3f})")
+                out.append(Lookalike(position, other, float(distance)))
         return out
 
     def rename(self, old: str, new: str) -> str:
