@@ -60,7 +60,7 @@ def start_server(data_dir: Path, models_dir: str | None,
                  env: dict[str, str] | None = None) -> Server:
     """`facelive serve` on a free loopback port; waits for its URL line (port and token).
     env: extra variables for the server."""
-    command = [sys.executable, "-m", "facelive.cli_serve", "--host", "127.0.0.1", "--port",
+    command = [sys.executable, "-m", "facelive.cli.serve", "--host", "127.0.0.1", "--port",
                "0", "--data-dir", str(data_dir)]
     if models_dir:
         command += ["--models-dir", models_dir]

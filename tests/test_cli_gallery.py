@@ -1,29 +1,23 @@
-"""The gallery subcommands (cli_gallery.py) as the CLI runs them, on real LFW photos with the
-real models: enroll, identify --json, people, gallery export/import, reembed."""
+"""The gallery subcommands (cli/gallery_commands.py) as the CLI runs them, on real LFW photos
+with the real models: enroll, identify --json, people, gallery export/import, reembed."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from facelive.cli import CommandError, _common
-from facelive.cli_gallery import add_gallery_commands
+from facelive.cli.common import run_command
+from facelive.cli.gallery_commands import add_gallery_commands
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Parse and dispatch like facelive.cli.main does: CommandError -> one line, exit 2."""
+    """Parse and dispatch like facelive.cli.main does: an error -> one line, exit 2."""
     parser = argparse.ArgumentParser(prog="facelive")
-    add_gallery_commands(parser.add_subparsers(dest="command", required=True), _common)
-    args = parser.parse_args(argv)
-    try:
-        code = args.func(args)
-    except CommandError as exc:
-        print(f"facelive: error: {exc}", file=sys.stderr)
-        code = 2
+    add_gallery_commands(parser.add_subparsers(dest="command", required=True))
+    code = run_command(parser.parse_args(argv))
     out, err = capsys.readouterr()
     return code, out, err
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from facelive.errors import FaceLiveError
+
 EmbedderChoice = Literal["auto", "facenet", "dlib-resnet"]
 EMBEDDER_CHOICES: tuple[str, ...] = ("auto", "facenet", "dlib-resnet")
 
@@ -22,7 +24,7 @@ def _xdg_data_home(env: Mapping[str, str]) -> Path:
     return Path(base) / "facelive"
 
 
-class SettingsError(ValueError):
+class SettingsError(FaceLiveError, ValueError):
     """A setting has a value that cannot be used; the message names the variable."""
 
 

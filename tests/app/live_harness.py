@@ -74,7 +74,7 @@ def _pump(stream: Any, lines: list[str]) -> None:
 def start_server(
     models_dir: Path, data_dir: Path, env: dict[str, str] | None = None
 ) -> LiveServer:
-    """Start `python -m facelive.cli_serve` and wait for its URL line (which has the port,
+    """Start `python -m facelive.cli.serve` and wait for its URL line (which has the port,
     chosen by the server, and the token it made). env: extra variables (limits, say)."""
     environ = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
     for name in ("FACELIVE_TOKEN", "FACELIVE_HOST", "FACELIVE_PORT", "FACELIVE_CERTFILE",
@@ -82,7 +82,7 @@ def start_server(
         environ.pop(name, None)
     environ.update(env or {})
     command = [
-        sys.executable, "-m", "facelive.cli_serve", "--host", "127.0.0.1", "--port", "0",
+        sys.executable, "-m", "facelive.cli.serve", "--host", "127.0.0.1", "--port", "0",
         "--data-dir", str(data_dir), "--models-dir", str(models_dir),
     ]
     proc = subprocess.Popen(

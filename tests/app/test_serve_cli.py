@@ -10,13 +10,13 @@ import sys
 from pathlib import Path
 
 from facelive.app.server import page_urls
-from facelive.cli_serve import _settings, add_serve_command
+from facelive.cli.serve import add_serve_command, serve_settings
 
 
 def _serve(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run(
-        [sys.executable, "-m", "facelive.cli_serve", *args],
+        [sys.executable, "-m", "facelive.cli.serve", *args],
         capture_output=True, text=True, env=env, timeout=120,
     )
 
@@ -41,12 +41,8 @@ def test_bad_settings_fail_with_one_line(tmp_path: Path) -> None:
 
 
 def test_serve_command_plugs_into_a_parser() -> None:
-    def common(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--data-dir")
-        parser.add_argument("--models-dir")
-
     parser = argparse.ArgumentParser(prog="facelive")
-    add_serve_command(parser.add_subparsers(dest="command"), common)
+    add_serve_command(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["serve", "--port", "8443", "--host", "::", "--data-dir", "d"])
     assert (args.port, args.host, args.data_dir, args.certfile) == (8443, "::", "d", None)
     assert args.func.__name__ == "cmd_serve"
@@ -54,7 +50,7 @@ def test_serve_command_plugs_into_a_parser() -> None:
     limited = parser.parse_args(["serve", "--max-clients", "3", "--data-dir", "d",
                                  "--models-dir", "m"])
     assert limited.max_clients == 3
-    assert _settings(limited).max_clients == 3
+    assert serve_settings(limited).max_clients == 3
 
 
 def test_a_port_in_use_fails_with_one_line(tmp_path: Path) -> None:

@@ -260,7 +260,7 @@ SERVE_CHILD = DROP_FILE_CAPABILITIES + textwrap.dedent(
     except PermissionError:
         pass
     sys.argv = ["facelive", *sys.argv[2:]]
-    runpy.run_module("facelive.cli_serve", run_name="__main__", alter_sys=True)
+    runpy.run_module("facelive.cli.serve", run_name="__main__", alter_sys=True)
     """
 )
 
@@ -341,7 +341,7 @@ def serve_and_fail(models_dir: Path, data: Path,
     args = ["--data-dir", str(data), "--models-dir", str(models_dir),
             "--host", "127.0.0.1", "--port", "0"]
     command = ([sys.executable, "-c", SERVE_CHILD, str(data / FILENAME), *args] if drop
-               else [sys.executable, "-m", "facelive.cli_serve", *args])
+               else [sys.executable, "-m", "facelive.cli.serve", *args])
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=180)
 
 

@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from facelive.recognition import gallery as gallery_module
+from facelive.recognition.archive import export_gallery, import_archive
 from facelive.recognition.gallery import (
     APPLICATION_ID,
     FILENAME,
@@ -259,8 +260,8 @@ def test_every_refused_change_leaves_the_file_identical(tmp_path: Path) -> None:
                                               np.full((1, DIM), np.nan), "dlib-resnet",
                                               "upload")),
         (GalleryError, lambda: g.set_embeddings("dlib-resnet", {1: vectors(3, 1, 16)[0]})),
-        (GalleryError, lambda: g.import_(bad_archive)),
-        (GalleryError, lambda: g.import_(tmp_path / "missing.zip")),
+        (GalleryError, lambda: import_archive(g, bad_archive)),
+        (GalleryError, lambda: import_archive(g, tmp_path / "missing.zip")),
     ]
     for error, change in refused:
         with pytest.raises(error):
@@ -463,12 +464,12 @@ def test_export_import_round_trip_and_merge(tmp_path: Path) -> None:
     source.set_embeddings("facenet", {1: vectors(5, 1, 512)[0]})
     archive = tmp_path / "out" / "gallery.zip"
     archive.parent.mkdir()
-    assert source.export(archive) == 3
+    assert export_gallery(source, archive) == 3
     assert [p.name for p in archive.parent.iterdir()] == ["gallery.zip"]  # no temp left
 
     target = Gallery(tmp_path / "b.sqlite3")
     target.add_examples("ZOË 李", patches(9, 1), vectors(9, 1), "dlib-resnet", "upload")
-    report = target.import_(archive)
+    report = import_archive(target, archive)
     assert (report.people_added, report.people_merged) == (1, 1)
     assert (report.examples_added, report.examples_skipped) == (3, 0)
     people = {p.name: p.examples for p in target.people()}
@@ -482,7 +483,7 @@ def test_export_import_round_trip_and_merge(tmp_path: Path) -> None:
     np.testing.assert_array_equal(by_name["Bob"], vectors(2, 1))
     assert target.vectors("facenet").matrix.shape == (1, 512)
     before = dump(target.path)
-    again = target.import_(archive)  # idempotent
+    again = import_archive(target, archive)  # idempotent
     assert (again.examples_added, again.examples_skipped) == (0, 3)
     assert dump(target.path)[0] == before[0]
     crops = {e.patch.jpeg for e in target.examples()}
@@ -497,15 +498,15 @@ def test_import_refuses_newer_or_broken_archives(tmp_path: Path, gallery: Galler
         z.writestr("manifest.json", '{"format": "facelive-gallery", "version": 99, '
                    '"people": []}')
     with pytest.raises(GalleryError, match="newer FaceLive"):
-        gallery.import_(newer)
+        import_archive(gallery, newer)
     broken = tmp_path / "broken.zip"
     gallery.add_examples("Anna", patches(1, 2), vectors(1, 2), "dlib-resnet", "upload")
-    gallery.export(broken)
+    export_gallery(gallery, broken)
     broken.write_bytes(broken.read_bytes()[:-200])  # truncated download
     with pytest.raises(GalleryError, match="export"):
-        gallery.import_(broken)
+        import_archive(gallery, broken)
     notes = tmp_path / "notes.txt"
     notes.write_text("hello")
     with pytest.raises(GalleryError, match="not a FaceLive gallery export"):
-        gallery.import_(notes)
+        import_archive(gallery, notes)
     assert gallery_module.FILENAME == FILENAME

@@ -1,5 +1,5 @@
-"""Run `facelive` subcommands in-process the way facelive.cli.main dispatches them (a
-CommandError becomes one line on stderr and exit 2), with the batch tools wired in."""
+"""Run `facelive` subcommands in-process the way facelive.cli.main dispatches them (through
+facelive.cli.common.run_command: a one-line error and exit 2), with the batch tools wired in."""
 
 from __future__ import annotations
 
@@ -8,27 +8,22 @@ import sys
 
 import pytest
 
-from facelive.cli import CommandError, _common
-from facelive.cli_gallery import add_gallery_commands
-from facelive.cli_tools import add_tool_commands
+from facelive.cli.batch_commands import add_tool_commands
+from facelive.cli.common import run_command
+from facelive.cli.gallery_commands import add_gallery_commands
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="facelive")
     sub = root.add_subparsers(dest="command", required=True)
-    add_gallery_commands(sub, _common)
-    add_tool_commands(sub, _common)
+    add_gallery_commands(sub)
+    add_tool_commands(sub)
     return root
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str] | None = None) -> tuple[int, str, str]:
     """(exit code, stdout, stderr) of one command."""
-    args = parser().parse_args(argv)
-    try:
-        code = args.func(args)
-    except CommandError as exc:
-        print(f"facelive: error: {exc}", file=sys.stderr)
-        code = 2
+    code = run_command(parser().parse_args(argv))
     if capsys is None:
         return code, "", ""
     out, err = capsys.readouterr()

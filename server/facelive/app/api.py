@@ -18,11 +18,12 @@ from werkzeug.exceptions import HTTPException
 
 from facelive import __version__
 from facelive.app.auth import OWNER, VIEWER, bearer_token, role_of
+from facelive.app.live_recognizer import describe
 from facelive.app.openapi import openapi_document
 from facelive.app.people import Refusal
-from facelive.app.recognizer import describe
 from facelive.app.state import state_of
 from facelive.app.uploads import read_files
+from facelive.errors import FaceLiveError
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
@@ -78,12 +79,13 @@ def _flag(name: str) -> bool:
     raise Refusal(400, f"{name} must be true or false, got {raw[:40]!r}")
 
 
-@api.errorhandler(Refusal)
-def refused(exc: Refusal) -> tuple[Response, int]:
-    response = jsonify(exc.json())
-    if exc.status == 401:
+@api.errorhandler(FaceLiveError)
+def refused(exc: FaceLiveError) -> tuple[Response, int]:
+    """The web layer's one error boundary: {error, ...} with the error kind's HTTP status."""
+    response = jsonify(exc.to_json())
+    if exc.http_status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="facelive"'
-    return response, exc.status
+    return response, exc.http_status
 
 
 def json_http_errors(app: Flask) -> None:

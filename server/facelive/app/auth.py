@@ -12,7 +12,7 @@ import hmac
 import secrets
 from typing import Any
 
-from facelive.app.files import write_private
+from facelive.atomic import PRIVATE, atomic_write
 from facelive.settings import Settings
 
 TOKEN_FILE = "token"
@@ -41,7 +41,7 @@ def _resolve(given: str | None, settings: Settings, filename: str) -> str:
     if len(kept) >= 8:
         return kept
     token = secrets.token_urlsafe(24)
-    write_private(path, (token + "\n").encode())
+    atomic_write(path, (token + "\n").encode(), mode=PRIVATE)
     return token
 
 

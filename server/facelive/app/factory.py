@@ -12,8 +12,8 @@ from facelive.app.access_log import access_log
 from facelive.app.api import api, json_http_errors
 from facelive.app.auth import resolve_token, resolve_view_token
 from facelive.app.live import capture_observer, register_live_events
+from facelive.app.live_recognizer import load_recognizer
 from facelive.app.people import People
-from facelive.app.recognizer import load_recognizer
 from facelive.app.state import EXTENSION, LiveState
 from facelive.app.uploads import UploadLimits
 from facelive.app.web import web_blueprint

@@ -20,10 +20,11 @@ from flask_socketio import SocketIO, emit
 from facelive import __version__
 from facelive.app.auth import OWNER, role_of
 from facelive.app.capture import DEFAULT_TARGET, MAX_TARGET, CaptureSession
-from facelive.app.people import Refusal, Upload
+from facelive.app.live_recognizer import describe
+from facelive.app.people import Upload
 from facelive.app.protocol import Frame, FrameError, error_reply, parse_frame
-from facelive.app.recognizer import describe
 from facelive.app.state import LiveState
+from facelive.errors import FaceLiveError
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +152,8 @@ def register_live_events(socketio: SocketIO, state: LiveState) -> None:
         session.saving = True
         try:
             result = state.people.enroll(name, uploads, source="webcam", add=add, force=force)
-        except Refusal as refusal:
-            return {"ok": False, **refusal.json()}
+        except FaceLiveError as refusal:
+            return {"ok": False, **refusal.to_json()}
         finally:
             session.saving = False
         if state.captures.get(sid) is session:

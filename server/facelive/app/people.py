@@ -6,7 +6,8 @@ at a time, so a change never races a live batch and the recognizer's locks (gree
 eventlet has patched `threading`) are never taken from two OS threads. Decoding an uploaded
 image runs there too: it is CPU work the event loop must not do.
 
-Failures the client can act on become `Refusal(status, message)`; the message is shown as is.
+Failures the client can act on are FaceLiveErrors (the gallery's, the names', the images', or
+`Refusal(status, message)` for the web layer's own); api.py turns them into HTTP answers.
 """
 
 from __future__ import annotations
@@ -17,45 +18,23 @@ from typing import Any
 from urllib.parse import quote
 
 from facelive.app.summary import lookalike_summary, rejected_summary
-from facelive.recognition.gallery import (
-    GalleryError,
-    GalleryFull,
-    PersonExists,
-    PersonNotFound,
-)
-from facelive.recognition.names import InvalidName
+from facelive.errors import FaceLiveError, kind_of_status
+from facelive.recognition.gallery import PersonNotFound
 from facelive.recognition.same_person import UnlikeFaces, check_same_person
-from facelive.vision.image import ImageError, decode_image
+from facelive.vision.image import decode_image
 
 Run = Callable[..., Any]
 
 
-class Refusal(Exception):
-    """A request that changes nothing: HTTP status, one-line message, extra JSON fields."""
+class Refusal(FaceLiveError):
+    """A request that changes nothing: HTTP status, one-line message, extra JSON fields.
+    (507 Insufficient Storage, the gallery's "no_room": the server's disk, not the request, is
+    at fault; nothing was stored, and the same request succeeds once there is room.)"""
 
     def __init__(self, status: int, message: str, **extra: Any) -> None:
         super().__init__(message)
-        self.status = status
-        self.message = message
+        self.kind = kind_of_status(status)
         self.extra = extra
-
-    def json(self) -> dict[str, Any]:
-        return {"error": self.message, **self.extra}
-
-
-def _refusal(exc: Exception) -> Refusal:
-    """The gallery's and recognizer's errors as HTTP answers."""
-    if isinstance(exc, InvalidName | ImageError):
-        return Refusal(400, str(exc))
-    if isinstance(exc, PersonNotFound):
-        return Refusal(404, str(exc))
-    if isinstance(exc, PersonExists):
-        return Refusal(409, str(exc))
-    if isinstance(exc, GalleryFull):
-        # 507 Insufficient Storage: the server's disk, not the request, is at fault; nothing
-        # was stored, and the same request succeeds once there is room.
-        return Refusal(507, str(exc))
-    return Refusal(500, f"gallery error: {exc}")
 
 
 def thumbnail_url(name: str, example_id: int | None) -> str | None:
@@ -84,10 +63,8 @@ class People:
         self._max_bytes = max_bytes
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return self._run(fn, *args)
-        except (GalleryError, InvalidName, ImageError) as exc:
-            raise _refusal(exc) from None
+        # A FaceLiveError raised there reaches api.py's handler (or the capture's ack) as is.
+        return self._run(fn, *args)
 
     # ------------------------------------------------------------ reading
     def everyone(self) -> list[dict[str, Any]]:

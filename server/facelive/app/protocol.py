@@ -21,13 +21,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from facelive.errors import FaceLiveError
 from facelive.vision.image import ImageError, image_size_from_header
 
 # JavaScript numbers are exact up to 2^53; a larger seq could not round-trip through the page.
 MAX_SEQ = 2**53 - 1
 
 
-class FrameError(ValueError):
+class FrameError(FaceLiveError, ValueError):
     """A `frame` message that cannot be used; the message is shown to the client as is."""
 
     def __init__(self, message: str, seq: int | None = None) -> None:
@@ -42,6 +43,8 @@ class FrameError(ValueError):
 class RateLimited(FrameError):
     """A frame over the client's frame rate: answered (the page waits for the reply to its
     seq before it sends again) but not looked at."""
+
+    kind = "rate_limited"
 
     CODE = "rate_limited"
 

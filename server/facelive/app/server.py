@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from urllib.parse import quote
 
 from facelive import __version__
+from facelive.errors import FaceLiveError
 from facelive.settings import Settings
 
 TLS_DIR = "tls"
@@ -29,8 +30,10 @@ MAX_URL_BYTES = 64 * 1024
 log = logging.getLogger(__name__)
 
 
-class ServeError(RuntimeError):
+class ServeError(FaceLiveError, RuntimeError):
     """The server cannot start; the message says why in one line."""
+
+    kind = "unavailable"
 
 
 def _patch_eventlet() -> None:
@@ -141,7 +144,7 @@ def _start(
     settings: Settings, recognizer: Callable[..., Any] | None, listener: Any, out: TextIO
 ) -> None:
     from facelive.app.auth import resolve_token, resolve_view_token
-    from facelive.app.recognizer import load_recognizer
+    from facelive.app.live_recognizer import load_recognizer
     from facelive.app.tls import ensure_self_signed
 
     port = listener.getsockname()[1]
@@ -157,15 +160,12 @@ def _start(
         _run(settings, recognizer, listener, context, port, certfile, made, out)
         return
     from facelive.models.store import mtcnn_paths
-    from facelive.recognition.gallery import GalleryError
     from facelive.tf_quiet import import_tensorflow
 
     mtcnn_paths(settings.models_dir)  # the commonest failure, in one line and at once
     import_tensorflow(show_notices=settings.tf_log)
-    try:
-        loaded = load_recognizer(settings)
-    except GalleryError as exc:  # a corrupt or read-only gallery file: one line
-        raise ServeError(str(exc)) from None
+    # A corrupt or read-only gallery file raises GalleryError: one line at the CLI's boundary.
+    loaded = load_recognizer(settings)
     try:
         _run(settings, loaded, listener, context, port, certfile, made, out)
     finally:
@@ -180,7 +180,7 @@ def _run(
     import eventlet.wsgi
 
     from facelive.app.factory import create_app
-    from facelive.app.recognizer import describe
+    from facelive.app.live_recognizer import describe
     from facelive.app.tls import fingerprint
     from facelive.app.web import DEFAULT_WEB_DIR, socket_io_client
     from facelive.app.worker import on_inference_thread

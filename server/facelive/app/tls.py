@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from facelive.app.files import write_private
+from facelive.atomic import PRIVATE, atomic_write
 
 CERT_FILE = "cert.pem"
 KEY_FILE = "key.pem"
@@ -110,13 +110,14 @@ def make_self_signed(
         )
         .sign(key, hashes.SHA256())
     )
-    write_private(
+    atomic_write(
         key_path,
         key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         ),
+        mode=PRIVATE,
     )
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 

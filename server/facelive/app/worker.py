@@ -93,7 +93,7 @@ class _Outcome:
 
 
 class LiveWorker:
-    """emit: `(event, payload, sid)`; recognizer: see facelive.app.recognizer. `observer`,
+    """emit: `(event, payload, sid)`; recognizer: see facelive.app.live_recognizer. `observer`,
     when set, is called `(sid, frame, faces)` after each answered frame, on the green side
     (Capture Examples judges the frames of a capturing client there). max_fps: frames a second
     per client (`admit`); None or 0: no limit."""

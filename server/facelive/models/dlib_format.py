@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from facelive.errors import FaceLiveError
+
 # The real file is 22.5 MB; a bound keeps a wrong path (a video, a disk image) from being
 # read into memory whole.
 MAX_FILE_BYTES = 128 << 20
@@ -47,8 +49,10 @@ INPUT_SCALE = 1.0 / 256.0
 _EXP_INF, _EXP_NINF, _EXP_NAN = 32000, 32001, 32002
 
 
-class DlibFormatError(ValueError):
+class DlibFormatError(FaceLiveError, ValueError):
     """The file is not (a readable copy of) dlib's face-recognition ResNet."""
+
+    kind = "broken"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -38,6 +38,8 @@ from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import BinaryIO
 
+from facelive.errors import FaceLiveError
+
 # progress(bytes so far, total bytes when the server declared it)
 Progress = Callable[[int, int | None], None]
 UrlRewrites = Mapping[str, str]
@@ -60,8 +62,10 @@ MANUAL_HINT = (
 )
 
 
-class DownloadError(RuntimeError):
+class DownloadError(FaceLiveError, RuntimeError):
     """A download did not yield the expected file; the message says why, for a user."""
+
+    kind = "unavailable"
 
 
 class UnexpectedHtmlError(DownloadError):

@@ -15,14 +15,14 @@ dlib-resnet). `missing_required` / `exit_status` tell a CLI whether to fail.
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from facelive.atomic import PRIVATE, atomic_path
+from facelive.errors import FaceLiveError
 from facelive.models import download
 from facelive.models.manifest import ALL_FILES, ModelFile
 from facelive.models.store import check_file, model_state, sha256_of
@@ -40,8 +40,10 @@ _WHEN_MISSING = {
 }
 
 
-class FetchError(RuntimeError):
-    pass
+class FetchError(FaceLiveError, RuntimeError):
+    """The models could not be fetched; the message says why."""
+
+    kind = "unavailable"
 
 
 @dataclass(frozen=True)
@@ -127,14 +129,9 @@ def _install_verified(src: Path, entry: ModelFile, models_dir: Path) -> bool:
         return False
     dest = models_dir / entry.relpath
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=download.temp_prefix(dest), suffix=".part")
-    os.close(fd)
-    try:
+    # The temporary name (.NAME.*.part) is the one download.remove_stale_temps looks for.
+    with atomic_path(dest, suffix="", mode=PRIVATE) as tmp:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return True
 
 

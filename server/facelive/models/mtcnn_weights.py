@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from facelive.errors import FaceLiveError
 from facelive.models import store
 
 MtcnnWeights = dict[str, dict[str, dict[str, np.ndarray]]]
@@ -124,8 +125,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return _safe_find_class(module, name)
 
 
-class WeightFileError(ValueError):
+class WeightFileError(FaceLiveError, ValueError):
     """A weight file is truncated, garbled, of the wrong net, or holds more than arrays."""
+
+    kind = "broken"
 
 
 def _bad(path: Path, why: str) -> WeightFileError:

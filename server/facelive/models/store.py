@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from facelive.errors import FaceLiveError
 from facelive.models.manifest import MODELS, ModelFile, files_of
 
 State = Literal["present", "missing", "corrupt"]
@@ -14,8 +15,10 @@ State = Literal["present", "missing", "corrupt"]
 FETCH_HINT = "run `facelive models fetch` (or `make models`)"
 
 
-class ModelMissingError(RuntimeError):
+class ModelMissingError(FaceLiveError, RuntimeError):
     """Weights needed for the requested work are not in the models dir."""
+
+    kind = "unavailable"
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:

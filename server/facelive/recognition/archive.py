@@ -21,8 +21,6 @@ from __future__ import annotations
 import base64
 import json
 import math
-import os
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from facelive.atomic import PRIVATE, atomic_path
 from facelive.recognition.gallery import (
     SOURCES,
     FacePatch,
@@ -37,6 +36,7 @@ from facelive.recognition.gallery import (
     GalleryError,
     ImportedExample,
     ImportedPerson,
+    ImportReport,
 )
 from facelive.recognition.names import InvalidName, validate_name
 
@@ -50,23 +50,19 @@ def _b64(vector: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(vector, "<f4").tobytes()).decode("ascii")
 
 
-def export_gallery(gallery: Gallery, path: Path) -> int:
+def import_archive(gallery: Gallery, path: str | Path) -> ImportReport:
+    """Merge the archive `path` (made by export_gallery) into `gallery`, in one transaction;
+    people are matched by name, examples already stored are skipped (see Gallery.merge)."""
+    return gallery.merge(read_archive(Path(path)))
+
+
+def export_gallery(gallery: Gallery, path: str | Path) -> int:
     """Write `gallery` to the archive `path`; returns the number of examples. The archive is
     written to a temporary file beside `path`, synced and renamed, so `path` is never left
     half-written (an existing file there is replaced only by a complete archive)."""
-    handle = tempfile.NamedTemporaryFile(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    )
-    try:
-        with handle:
-            count = _write(gallery, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
-    return count
+    with (atomic_path(path, suffix=".tmp", mode=PRIVATE, sync=True) as tmp,
+          open(tmp, "wb") as out):
+        return _write(gallery, out)
 
 
 def _write(gallery: Gallery, handle: Any) -> int:

@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from facelive.atomic import PRIVATE, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -110,15 +110,7 @@ def save_calibration(data_dir: Path, calibration: Calibration) -> Path:
     data = _read(path)
     data["version"] = VERSION
     data["embedders"][calibration.embedder] = asdict(calibration)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".calibration-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2)
-            handle.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, json.dumps(data, indent=2) + "\n", mode=PRIVATE)
     return path
 
 

@@ -12,56 +12,60 @@ Tables (schema version in `PRAGMA user_version`, upgraded by MIGRATIONS):
 - embeddings(example, embedder, dim, vector): one float32 little-endian vector per example and
   embedder id ("dlib-resnet", "facenet"); switching embedders re-embeds the stored patches.
 
-Export and import (a portable, versioned zip) are in archive.py; face patches in patches.py.
+Export and import (a portable, versioned zip) are archive.py's (export_gallery,
+import_archive); face patches in patches.py.
 
-Every change is one transaction (BEGIN IMMEDIATE ... COMMIT) in WAL mode with
-synchronous=FULL: a crash at any instant, or kill -9, leaves the last committed state, and a
-committed change survives a power cut. Deleted faces are overwritten (secure_delete) and the
-WAL is checkpointed, so "delete" removes them from the file for good. An existing file is
-never recreated or overwritten: a file that is not a FaceLive gallery, is corrupt, read-only
-or from a newer version is refused with a message that says which. A change that finds no room
-(a full disk, the file size limit) raises GalleryFull and leaves the last committed state.
-
-Thread-safe: one connection behind a lock. Several processes may share the file (SQLite
-locking); `changed_elsewhere()` tells a long-lived reader when another one committed.
+The file itself (opening and checking it, migrations, transactions, what a SQLite failure
+means: corrupt, full, read-only) is gallery_file.py's: every change is one transaction, so a
+crash at any instant leaves the last committed state. Deleted faces are overwritten
+(secure_delete) and the WAL is checkpointed, so "delete" removes them from the file for good.
+Thread-safe: one connection behind a lock; several processes may share the file.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import resource
 import sqlite3
-import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from facelive.recognition.gallery_file import (
+    APPLICATION_ID,
+    SQLITE_MAGIC,
+    GalleryCorrupt,
+    GalleryError,
+    GalleryFile,
+    GalleryFull,
+    Migration,
+)
+from facelive.recognition.gallery_records import (
+    Added,
+    FacePatch,
+    GalleryVectors,
+    ImportedExample,
+    ImportedPerson,
+    ImportReport,
+    PersonInfo,
+    StoredExample,
+)
 from facelive.recognition.names import name_key, validate_name
+
+# The file's errors and the records are the gallery's words; callers import them from here.
+__all__ = [
+    "APPLICATION_ID", "FILENAME", "MIGRATIONS", "SOURCES", "SQLITE_MAGIC", "Added", "FacePatch",
+    "Gallery", "GalleryCorrupt", "GalleryError", "GalleryFull", "GalleryVectors",
+    "ImportReport", "ImportedExample", "ImportedPerson", "PersonExists", "PersonInfo",
+    "PersonNotFound", "StoredExample",
+]
 
 FILENAME = "gallery.sqlite3"
 SOURCES = ("webcam", "upload", "import")
-# "FLVG" in the file header: tells our files from any other SQLite database.
-APPLICATION_ID = 0x464C5647
-SQLITE_MAGIC = b"SQLite format 3\x00"
-# SQLite result codes (the primary code is the low byte of sqlite_errorcode).
-_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT = 8, 10, 11
-_SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 13, 14, 26
-# The extended SQLITE_IOERR codes of a failed write, not a failed read: IOERR_WRITE, _FSYNC,
-# _DIR_FSYNC, _TRUNCATE, _SHMSIZE.
-_IOERR_WRITES = {_SQLITE_IOERR | n << 8 for n in (3, 4, 5, 6, 19)}
-# A failed write is put down to a full disk below this much free space, and to the file size
-# limit when a file is this close to it.
-_LOW_SPACE_BYTES = 16 << 20
-
-
-Migration = Callable[[sqlite3.Connection], None]
 
 
 def _schema_v1(conn: sqlite3.Connection) -> None:
@@ -102,108 +106,22 @@ def _schema_v1(conn: sqlite3.Connection) -> None:
 MIGRATIONS: tuple[Migration, ...] = (_schema_v1,)
 
 
-class GalleryError(RuntimeError):
-    """The gallery cannot do what was asked; the message says why in one line."""
-
-
-class GalleryCorrupt(GalleryError):
-    """The file is damaged or is not a FaceLive gallery."""
-
-
-class GalleryFull(GalleryError):
-    """No room to save a change (the disk is full, or the file hit its size limit); the
-    change was not saved and the committed data is intact."""
-
-
 class PersonNotFound(GalleryError):
     """No person of that name (compared ignoring case)."""
+
+    kind = "not_found"
 
 
 class PersonExists(GalleryError):
     """Another person already has that name (compared ignoring case)."""
 
-
-@dataclass(frozen=True)
-class FacePatch:
-    """One example's picture. jpeg: encoded RGB face patch; box: (4,) float32 x1, y1, x2, y2
-    and landmarks: (5, 2) float32 (x, y), both in patch pixels (MTCNN's five points)."""
-
-    jpeg: bytes
-    box: np.ndarray
-    landmarks: np.ndarray
-
-
-@dataclass(frozen=True)
-class PersonInfo:
-    """id: stable person id (the KNN label); created: unix seconds; thumbnail: the id of the
-    person's first example (its crop is the thumbnail), None when they have none."""
-
-    id: int
-    name: str
-    examples: int
-    created: float
-    thumbnail: int | None
+    kind = "conflict"
 
 
 def _person_info(row: Sequence[Any]) -> PersonInfo:
     pid, name, created, examples, first = row
     return PersonInfo(int(pid), str(name), int(examples), float(created),
                       None if first is None else int(first))
-
-
-@dataclass(frozen=True)
-class StoredExample:
-    id: int
-    person: int
-    source: str
-    created: float
-    patch: FacePatch
-
-
-@dataclass(frozen=True)
-class GalleryVectors:
-    """All vectors of one embedder, ordered by example id. labels: (N,) int64 person ids;
-    matrix: (N, D) float32; example_ids: (N,) int64; names: person id -> name for every
-    person (also those without vectors)."""
-
-    labels: np.ndarray
-    matrix: np.ndarray
-    example_ids: np.ndarray
-    names: dict[int, str]
-
-
-@dataclass(frozen=True)
-class Added:
-    person: int
-    name: str
-    example_ids: list[int]
-    new_person: bool
-
-
-@dataclass(frozen=True)
-class ImportedExample:
-    """An example from outside (an archive): created in unix seconds; embeddings maps an
-    embedder id to its (D,) float32 vector."""
-
-    patch: FacePatch
-    source: str
-    created: float
-    embeddings: dict[str, np.ndarray]
-
-
-@dataclass(frozen=True)
-class ImportedPerson:
-    name: str
-    created: float
-    examples: list[ImportedExample]
-
-
-@dataclass(frozen=True)
-class ImportReport:
-    people_added: int
-    people_merged: int
-    examples_added: int
-    examples_skipped: int
 
 
 def _f32_blob(values: np.ndarray) -> bytes:
@@ -244,9 +162,9 @@ def _check_patch(patch: FacePatch) -> tuple[bytes, bytes, bytes]:
     return bytes(patch.jpeg), _f32_blob(box), _f32_blob(landmarks)
 
 
-class Gallery:
+class Gallery(GalleryFile):
     """The gallery file. Open with `Gallery(path)` or `Gallery.in_dir(data_dir)`; use as a
-    context manager or call close()."""
+    context manager or call close(). The SQLite handling is GalleryFile's."""
 
     def __init__(
         self,
@@ -256,17 +174,7 @@ class Gallery:
         create: bool = True,
         migrations: Sequence[Migration] = MIGRATIONS,
     ) -> None:
-        self.path = Path(path)
-        self.read_only = read_only
-        self._migrations = tuple(migrations)
-        self._lock = threading.RLock()
-        self._conn = self._connect(create)
-        try:
-            self._prepare()
-        except BaseException:
-            self._conn.close()
-            raise
-        self._data_version = self._pragma("data_version")
+        super().__init__(path, read_only=read_only, create=create, migrations=migrations)
 
     @classmethod
     def in_dir(cls, data_dir: str | Path, **kwargs: Any) -> Gallery:
@@ -278,269 +186,6 @@ class Gallery:
             except OSError as exc:
                 raise GalleryError(f"cannot create data dir {data_dir}: {exc.strerror}") from None
         return cls(data_dir / FILENAME, **kwargs)
-
-    # ------------------------------------------------------------ opening
-    def _connect(self, create: bool) -> sqlite3.Connection:
-        path = self.path
-        if path.exists():
-            if not path.is_file():
-                raise GalleryError(f"{path}: not a file")
-            try:
-                with open(path, "rb") as handle:
-                    header = handle.read(len(SQLITE_MAGIC))
-            except OSError as exc:
-                raise GalleryError(f"{path}: cannot read ({exc.strerror})") from None
-            # An empty file is an empty database (e.g. a crash right after creating it).
-            if header and header != SQLITE_MAGIC:
-                raise GalleryCorrupt(
-                    f"{path} is not a FaceLive gallery (not a SQLite database); move it away "
-                    "to start a new gallery"
-                )
-            if not self.read_only and not (
-                os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
-            ):
-                raise GalleryError(
-                    f"{path} is read-only (the file and its folder must be writable); fix the "
-                    "permissions or open it read-only"
-                )
-        elif self.read_only or not create:
-            raise GalleryError(f"no gallery at {path}")
-        mode = "ro" if self.read_only else "rwc"
-        uri = f"{path.resolve().as_uri()}?mode={mode}"
-        if self.read_only and path.exists() and self._frozen(path):
-            uri += "&immutable=1"
-        try:
-            conn = sqlite3.connect(
-                uri, uri=True, isolation_level=None, check_same_thread=False, timeout=10.0
-            )
-        except sqlite3.Error as exc:
-            raise GalleryError(f"cannot open {path}: {exc}") from None
-        return conn
-
-    @staticmethod
-    def _frozen(path: Path) -> bool:
-        """A gallery on read-only storage (a backup, a read-only mount): SQLite cannot create
-        the WAL index (-shm) beside a WAL file in a folder it may not write, so it refuses to
-        read it. With no -wal file every committed change is in the file itself, which is then
-        read as immutable. With a -wal file, reading without it would hide committed changes:
-        SQLite's own error stands."""
-        if os.access(path.parent, os.W_OK):
-            return False
-        wal = path.with_name(path.name + "-wal")
-        try:
-            return wal.stat().st_size == 0
-        except FileNotFoundError:
-            return True
-        except OSError:
-            return False
-
-    def _prepare(self) -> None:
-        conn = self._conn
-        try:
-            conn.execute("PRAGMA foreign_keys = ON")
-            # Freed pages are zeroed, so deleted faces do not linger in the file.
-            conn.execute("PRAGMA secure_delete = ON")
-            version = self._pragma("user_version")
-            app_id = self._pragma("application_id")
-            tables = [
-                row[0]
-                for row in conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' "
-                    "AND name NOT LIKE 'sqlite_%'"
-                )
-            ]
-        except sqlite3.DatabaseError as exc:
-            raise self._translate(exc) from None
-        latest = len(self._migrations)
-        if version == 0 and tables:
-            raise GalleryCorrupt(
-                f"{self.path} is a SQLite database but not a FaceLive gallery (it has tables "
-                f"{', '.join(sorted(tables)[:5])}); move it away to start a new gallery"
-            )
-        if version > 0 and app_id != APPLICATION_ID:
-            raise GalleryCorrupt(f"{self.path} is a SQLite database but not a FaceLive gallery")
-        if version > latest:
-            raise GalleryError(
-                f"{self.path} has gallery schema {version}, made by a newer FaceLive; this one "
-                f"reads up to schema {latest}"
-            )
-        if not self.read_only:
-            # Only now that the file is known to be ours: switching to WAL writes its header.
-            try:
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                # FULL: a commit is on disk when COMMIT returns (WAL's default NORMAL may lose
-                # the last commits on power loss; our writes are rare, the fsync is cheap).
-                conn.execute("PRAGMA synchronous = FULL")
-            except sqlite3.DatabaseError as exc:
-                raise self._translate(exc) from None
-            if mode.lower() != "wal":
-                raise GalleryError(f"{self.path}: cannot switch to WAL mode (got {mode})")
-        if version < latest:
-            if self.read_only:
-                raise GalleryError(
-                    f"{self.path} has gallery schema {version} and needs an upgrade to "
-                    f"{latest}; open it writable once"
-                )
-            self._migrate(version)
-
-    def _migrate(self, version: int) -> None:
-        for target in range(version + 1, len(self._migrations) + 1):
-            with self._write() as conn:
-                self._migrations[target - 1](conn)
-                # Both live in the file header, which is written in the same transaction.
-                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                conn.execute(f"PRAGMA user_version = {target}")
-
-    def _pragma(self, name: str) -> int:
-        return int(self._conn.execute(f"PRAGMA {name}").fetchone()[0])
-
-    @property
-    def schema_version(self) -> int:
-        with self._lock:
-            return self._pragma("user_version")
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def __enter__(self) -> Gallery:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # ------------------------------------------------------------ transactions
-    def _translate(self, exc: sqlite3.Error) -> GalleryError:
-        text = str(exc)
-        code = getattr(exc, "sqlite_errorcode", None) or 0
-        primary = code & 0xFF
-        if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or any(
-            word in text for word in ("malformed", "not a database", "corrupt")
-        ):
-            return GalleryCorrupt(f"{self.path} is corrupt ({text}); restore it from a backup")
-        if primary == _SQLITE_FULL or "disk is full" in text:
-            return GalleryFull(
-                f"{self.path}: the disk is full, the change was not saved; free some space "
-                "and try again"
-            )
-        if primary == _SQLITE_IOERR:
-            return self._io_error(code, text)
-        if self.read_only and primary in (_SQLITE_READONLY, _SQLITE_CANTOPEN) and not (
-            self._frozen(self.path) or os.access(self.path.parent, os.W_OK)
-        ):
-            return GalleryError(
-                f"{self.path} cannot be read here: its folder is read-only and it has changes "
-                f"not yet merged from {self.path.name}-wal; open it once with a writable folder"
-            )
-        if primary == _SQLITE_READONLY or "readonly" in text or "read-only" in text:
-            return GalleryError(f"{self.path} is read-only ({text})")
-        if "locked" in text or "busy" in text:
-            return GalleryError(f"{self.path} is busy (another process holds it): {text}")
-        return GalleryError(f"{self.path}: {text}")
-
-    def _io_error(self, code: int, text: str) -> GalleryError:
-        """A failed read or write. SQLite says only "disk I/O error"; a write that failed for
-        want of room (the file size limit gives EFBIG, which SQLite does not tell from a bad
-        disk; some filesystems report ENOSPC only at fsync) is worth naming as such."""
-        if code not in _IOERR_WRITES:
-            return GalleryError(f"{self.path}: cannot access it ({text}); check the disk")
-        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-        if limit != resource.RLIM_INFINITY:
-            sizes = []
-            for suffix in ("", "-wal", "-shm"):
-                try:
-                    sizes.append(os.stat(f"{self.path}{suffix}").st_size)
-                except OSError:
-                    pass
-            # A write stopped by the limit leaves a file close to it (checkpoints and WAL
-            # frames grow the files a few pages at a time).
-            if sizes and max(sizes) > limit - _LOW_SPACE_BYTES:
-                return GalleryFull(
-                    f"{self.path}: the file cannot grow past this process's file size limit "
-                    f"({limit} bytes, `ulimit -f`), the change was not saved"
-                )
-        try:
-            stats = os.statvfs(self.path.parent)
-            free = stats.f_bavail * stats.f_frsize
-        except OSError:
-            free = None
-        if free is not None and free < _LOW_SPACE_BYTES:
-            return GalleryFull(
-                f"{self.path}: the disk is full ({free} bytes free), the change was not "
-                "saved; free some space and try again"
-            )
-        return GalleryError(
-            f"{self.path}: cannot write it ({text}), the change was not saved; check the disk"
-        )
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: all of the block's changes, or none of them."""
-        if self.read_only:
-            raise GalleryError(f"{self.path} is open read-only")
-        with self._lock:
-            conn = self._conn
-            try:
-                # IMMEDIATE takes the write lock up front, so two writers queue instead of one
-                # failing half-way.
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise self._translate(exc) from None
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException as exc:
-                if conn.in_transaction:
-                    try:
-                        conn.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        # SQLite may have rolled back already (a failed COMMIT after an I/O
-                        # error); the first error is the one to report.
-                        pass
-                if isinstance(exc, sqlite3.Error):
-                    raise self._translate(exc) from None
-                raise
-
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction: every query in the block sees one snapshot."""
-        with self._lock:
-            conn = self._conn
-            if conn.in_transaction:  # inside snapshot(): that transaction is ours
-                yield conn
-                return
-            try:
-                conn.execute("BEGIN")
-                try:
-                    yield conn
-                finally:
-                    if conn.in_transaction:
-                        conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise self._translate(exc) from None
-
-    def _purge(self) -> None:
-        """After a delete: copy the WAL (which may still hold the deleted faces' pages) into
-        the file and truncate it. Best effort: a concurrent reader can postpone it."""
-        with self._lock:
-            try:
-                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error:
-                pass
-
-    def changed_elsewhere(self) -> bool:
-        """True once after another connection (process) committed a change to the file."""
-        with self._lock:
-            version = self._pragma("data_version")
-            changed = version != self._data_version
-            self._data_version = version
-            return changed
-
-    def integrity_check(self) -> str:
-        """SQLite's full integrity check: "ok" or the problems found."""
-        with self._lock:
-            rows = self._conn.execute("PRAGMA integrity_check").fetchall()
-        return "\n".join(str(row[0]) for row in rows)
 
     # ------------------------------------------------------------ people
     @staticmethod
@@ -817,19 +462,6 @@ class Gallery:
         sees the same committed state."""
         with self._read():
             yield
-
-    def export(self, path: str | Path) -> int:
-        """Write everything to a portable archive (see archive.py); returns the number of
-        examples written."""
-        from facelive.recognition.archive import export_gallery
-
-        return export_gallery(self, Path(path))
-
-    def import_(self, path: str | Path) -> ImportReport:
-        """Merge an archive made by export() into this gallery (see archive.py)."""
-        from facelive.recognition.archive import read_archive
-
-        return self.merge(read_archive(Path(path)))
 
     def merge(self, people: Sequence[ImportedPerson]) -> ImportReport:
         """Add people and examples from elsewhere in one transaction: people are matched by

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from facelive.errors import FaceLiveError
+
 MAX_NAME_LENGTH = 100
 # What the recogniser answers for a face matching nobody; a person of that name would be
 # indistinguishable from a stranger in every output.
@@ -24,7 +26,7 @@ _ALLOWED_FORMAT = frozenset("\u200c\u200d")
 _WHITESPACE_RUN = re.compile(r"\s+")
 
 
-class InvalidName(ValueError):
+class InvalidName(FaceLiveError, ValueError):
     """A name the gallery refuses; the message says why in one line."""
 
 

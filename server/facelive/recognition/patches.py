@@ -12,7 +12,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from facelive.recognition.gallery import FacePatch
+from facelive.errors import FaceLiveError
+from facelive.recognition.gallery_records import FacePatch
 
 # The dlib chip spans ~1.5x the face box (more when the head is tilted), FaceNet's crop the
 # box plus 16 px a side: twice the box holds both.
@@ -21,8 +22,10 @@ PATCH_MAX_SIDE = 320
 JPEG_QUALITY = 92
 
 
-class PatchError(ValueError):
+class PatchError(FaceLiveError, ValueError):
     """A stored patch cannot be decoded."""
+
+    kind = "broken"
 
 
 def make_patch(image: np.ndarray, box: np.ndarray, landmarks: np.ndarray) -> FacePatch:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from facelive.recognition.archive import export_gallery, import_archive
 from facelive.recognition.calibration import active_threshold
 from facelive.recognition.gallery import Gallery, ImportReport, PersonInfo
 from facelive.recognition.knn import UNKNOWN_LABEL, KnnIndex, KnnResult
@@ -36,7 +37,8 @@ from facelive.vision.mtcnn import Detection, as_rgb
 
 log = logging.getLogger(__name__)
 
-Frame = np.ndarray | bytes
+# An RGB image ((H, W, 3) uint8) or the encoded bytes of one (JPEG, PNG...).
+ImageInput = np.ndarray | bytes
 # Images per detector call during enrolment / re-embedding: bounds memory for big uploads.
 ENROLL_BATCH = 8
 REEMBED_BATCH = 32
@@ -263,7 +265,7 @@ class Recognizer:
         )
 
     # ------------------------------------------------------------ recognition
-    def _to_rgb(self, frame: Frame) -> np.ndarray:
+    def _to_rgb(self, frame: ImageInput) -> np.ndarray:
         if isinstance(frame, bytes | bytearray | memoryview):
             return decode_image(bytes(frame), self.max_pixels, self.max_bytes)
         return as_rgb(np.asarray(frame))
@@ -272,12 +274,12 @@ class Recognizer:
         # UNKNOWN_LABEL is no person's id (ids count from 1), so it falls through to UNKNOWN.
         return [self._names.get(int(label), UNKNOWN) for label in labels]
 
-    def recognize(self, frame: Frame) -> list[RecognizedFace]:
+    def recognize(self, frame: ImageInput) -> list[RecognizedFace]:
         """One RGB uint8 (H, W, 3) array or encoded image (JPEG, PNG...) -> its faces.
         Raises ImageError for undecodable bytes."""
         return self.recognize_batch([frame])[0]
 
-    def recognize_batch(self, frames: Sequence[Frame]) -> list[list[RecognizedFace]]:
+    def recognize_batch(self, frames: Sequence[ImageInput]) -> list[list[RecognizedFace]]:
         """Several frames: one detector batch, then one fused embed + KNN call for all
         faces. last_timings gets {detect, embed, knn} in ms; the KNN runs inside the
         embedding call, so its time is part of `embed` and `knn` is 0."""
@@ -338,7 +340,7 @@ class Recognizer:
 
     # ------------------------------------------------------------ changes
     def enroll(
-        self, name: str, images: Sequence[Frame], source: str = "upload",
+        self, name: str, images: Sequence[ImageInput], source: str = "upload",
         check: EnrollCheck | None = None,
     ) -> EnrollReport:
         """Add example faces of a person (created if new; an existing name in any case is the
@@ -438,9 +440,9 @@ class Recognizer:
         """Merge an export archive, then reload (re-embedding faces that came without this
         embedder's vectors)."""
         with self._mutate:
-            report = self.gallery.import_(path)
+            report = import_archive(self.gallery, path)
             self.reload()
             return report
 
     def export(self, path: str | Path) -> int:
-        return self.gallery.export(path)
+        return export_gallery(self.gallery, path)

@@ -31,10 +31,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from facelive.atomic import atomic_path, atomic_write
 from facelive.recognition.pipeline import FaceEngine, pick_primary
 from facelive.settings import Settings
 from facelive.tools.dataset import ImageClass, list_dataset
-from facelive.tools.files import ToolError, atomic_output, write_text_atomic
+from facelive.tools.errors import ToolError
 from facelive.tools.progress import Progress
 from facelive.vision.align import crop_region
 from facelive.vision.image import ImageError, read_image
@@ -92,7 +93,8 @@ class Manifest:
         }
 
     def save(self, out_dir: Path) -> None:
-        write_text_atomic(out_dir / MANIFEST, json.dumps(self.to_json(), ensure_ascii=False))
+        atomic_write(out_dir / MANIFEST, json.dumps(self.to_json(), ensure_ascii=False),
+                     cannot_create=ToolError)
 
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:
@@ -144,7 +146,7 @@ def _align_batch(engine: FaceEngine, jobs: Sequence[Job], size: int, margin: int
             results[i] = Aligned(job, error="could not encode the crop")
             continue
         try:
-            with atomic_output(job.target) as tmp:
+            with atomic_path(job.target, cannot_create=ToolError) as tmp:
                 tmp.write_bytes(encoded.tobytes())
         except OSError as exc:
             raise ToolError(f"{job.target}: cannot write: {exc.strerror or exc}") from None
@@ -322,4 +324,4 @@ def _record(manifest: Manifest, result: Aligned) -> None:
 def _write_report(out_dir: Path, raw_dir: Path, manifest: Manifest) -> None:
     lines = [f"# images of {raw_dir} left out of {out_dir}: <image>\t<reason>"]
     lines += [f"{source}\t{reason}" for source, reason in sorted(manifest.failed.items())]
-    write_text_atomic(out_dir / REPORT, "\n".join(lines) + "\n")
+    atomic_write(out_dir / REPORT, "\n".join(lines) + "\n", cannot_create=ToolError)

@@ -28,8 +28,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from facelive.atomic import atomic_path
 from facelive.recognition.knn import KnnIndex
-from facelive.tools.files import ToolError, atomic_output
+from facelive.tools.errors import ToolError
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,8 @@ class ClassifierModel:
         }
         if self.check is not None:
             arrays["check"] = self.check
-        with atomic_output(Path(target), suffix=".npz") as tmp, open(tmp, "wb") as handle:
+        with (atomic_path(Path(target), suffix=".npz", cannot_create=ToolError) as tmp,
+              open(tmp, "wb") as handle):
             np.savez(handle, **arrays)
 
     @classmethod

@@ -23,7 +23,7 @@ from facelive.recognition.pipeline import FaceEngine
 from facelive.tools.classifier import ClassifierModel
 from facelive.tools.dataset import ImageClass, list_dataset, split_dataset
 from facelive.tools.embed import Embedded, embed_images
-from facelive.tools.files import ToolError
+from facelive.tools.errors import ToolError
 
 
 @dataclass(frozen=True)

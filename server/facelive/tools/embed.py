@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from facelive.atomic import atomic_path
 from facelive.recognition.pipeline import FaceEngine, pick_primary
 from facelive.tools.align_dataset import read_manifest
+from facelive.tools.errors import ToolError
 from facelive.tools.evaluate_lfw import EmbeddingCache, pipeline_tag
-from facelive.tools.files import ToolError, atomic_output
 from facelive.tools.progress import Progress
 from facelive.vision.image import ImageError, read_image
 from facelive.vision.mtcnn import Detection
@@ -243,7 +244,8 @@ def save_embeddings(target: Path, embedded: Embedded, embedder: str) -> None:
     labels = np.array([Path(p).parent.name for p in embedded.files], dtype=np.str_)
     skipped = np.array([str(p) for p in embedded.failed], dtype=np.str_)
     reasons = np.array(list(embedded.failed.values()), dtype=np.str_)
-    with atomic_output(Path(target), suffix=".npz") as tmp, open(tmp, "wb") as handle:
+    with (atomic_path(Path(target), suffix=".npz", cannot_create=ToolError) as tmp,
+          open(tmp, "wb") as handle):
         np.savez(
             handle,
             embeddings=embedded.vectors,

@@ -7,8 +7,6 @@ are cached by file content so a rerun (or another command on the same files) cos
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from facelive.atomic import PRIVATE, atomic_path
 from facelive.recognition.pipeline import FaceEngine, pick_primary
 from facelive.recognition.verification import ten_fold
 from facelive.tools.progress import Progress
@@ -82,14 +81,8 @@ class EmbeddingCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         keys = np.array(list(self.vectors))
         vectors = np.stack(list(self.vectors.values()))
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".npz")
-        os.close(fd)
-        try:
+        with atomic_path(self.path, suffix=".npz", mode=PRIVATE) as tmp:
             np.savez(tmp, keys=keys, vectors=vectors)
-            os.replace(tmp, self.path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
 
 
 def _file_key(path: Path) -> str:

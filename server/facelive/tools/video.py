@@ -24,9 +24,10 @@ from typing import Any, TextIO
 import cv2
 import numpy as np
 
+from facelive.atomic import atomic_path
 from facelive.recognition.names import UNKNOWN
 from facelive.recognition.recognizer import Recognizer
-from facelive.tools.files import ToolError, atomic_output
+from facelive.tools.errors import ToolError
 from facelive.tools.progress import Progress
 from facelive.tools.scenes import CutDetector
 from facelive.tools.tracking import Observation, TrackedFace, Tracker
@@ -173,15 +174,18 @@ def annotate_video(
                 raise ToolError(f"{spec}: no frame could be read (empty or damaged video)")
             size = (first.shape[1], first.shape[0])
             if out_path is not None:
-                tmp = stack.enter_context(atomic_output(Path(out_path), suffix=".mp4"))
+                tmp = stack.enter_context(atomic_path(
+                    Path(out_path), suffix=".mp4", cannot_create=ToolError))
                 writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*FOURCC),
                                          source.fps, size)
                 if not writer.isOpened():
                     raise ToolError(f"{out_path}: cannot write an {FOURCC} video here")
                 stack.callback(writer.release)
             # Both outputs are renamed into place together, when the stack closes.
-            json_tmp = (stack.enter_context(atomic_output(Path(json_path)))
-                        if json_path is not None else None)
+            json_tmp = None
+            if json_path is not None:
+                json_tmp = stack.enter_context(
+                    atomic_path(Path(json_path), cannot_create=ToolError))
             bar = stack.enter_context(Progress(source.frame_count, "video"))
 
             def chained() -> Iterator[np.ndarray]:

@@ -16,11 +16,13 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(1 << 27))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from facelive.errors import FaceLiveError
+
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 
 
-class ImageError(ValueError):
+class ImageError(FaceLiveError, ValueError):
     """The input is not an image we can use; the message says why in one line."""
 
 

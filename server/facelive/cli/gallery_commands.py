@@ -1,6 +1,6 @@
 """Gallery subcommands of `facelive`: enroll, identify, people, gallery export/import, reembed.
 
-Wired into cli.py by `add_gallery_commands(subparsers, add_common)`. Commands that only edit
+Wired into the CLI by `add_gallery_commands(subparsers)`. Commands that only edit
 the gallery (people, gallery) open the SQLite file and never load TensorFlow; a running
 server notices their changes within a second (see Recognizer.refresh).
 """
@@ -9,57 +9,38 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_FAILED = 0, 1
+from facelive.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    CommandError,
+    add_common_flags,
+    emit_json,
+    settings_from_args,
+)
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 IDENTIFY_BATCH = 8
-
-
-@contextmanager
-def _friendly() -> Iterator[None]:
-    """Our one-line errors become the CLI's CommandError (one line on stderr, exit 2)."""
-    from facelive.cli import CommandError
-    from facelive.recognition.gallery import GalleryError
-    from facelive.recognition.names import InvalidName
-
-    try:
-        yield
-    except (GalleryError, InvalidName) as exc:
-        raise CommandError(str(exc)) from None
-
-
-def _settings(args: argparse.Namespace) -> Any:
-    from facelive.cli import _settings as settings_from_args
-
-    return settings_from_args(args)
-
-
-def _emit(payload: dict[str, Any]) -> None:
-    from facelive.cli import _emit_json
-
-    _emit_json(payload)
 
 
 def _recognizer(args: argparse.Namespace) -> Any:
     from facelive.recognition.recognizer import Recognizer
 
-    return Recognizer.from_settings(_settings(args))
+    return Recognizer.from_settings(settings_from_args(args))
 
 
 def _gallery(args: argparse.Namespace, create: bool = True) -> Any:
     from facelive.recognition.gallery import Gallery
 
-    return Gallery.in_dir(_settings(args).data_dir, create=create)
+    return Gallery.in_dir(settings_from_args(args).data_dir, create=create)
 
 
 def _gallery_exists(args: argparse.Namespace) -> bool:
     from facelive.recognition.gallery import FILENAME
 
-    return (_settings(args).data_dir / FILENAME).exists()
+    return (settings_from_args(args).data_dir / FILENAME).exists()
 
 
 # ---------------------------------------------------------------- enroll
@@ -67,8 +48,6 @@ def _person_dirs(root: Path) -> list[tuple[str, list[Path]]]:
     """DIR/<Name>/<images>: one folder per person; underscores in folder names read as spaces
     (LFW's "Aaron_Eckhart")."""
     if not root.is_dir():
-        from facelive.cli import CommandError
-
         raise CommandError(f"{root}: not a directory")
     out = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -91,7 +70,6 @@ def _read_bytes(path: Path, limit: int) -> bytes | str:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from facelive.cli import CommandError
     from facelive.recognition.names import InvalidName
 
     if args.from_dir:
@@ -106,10 +84,10 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             raise CommandError("enroll needs NAME and at least one IMAGE, or --from-dir DIR")
         jobs = [(args.name, [Path(p) for p in args.images])]
         source = args.source or "upload"
-    settings = _settings(args)
+    settings = settings_from_args(args)
     failed = False
     results = []
-    with _friendly(), _recognizer(args) as recognizer:
+    with _recognizer(args) as recognizer:
         for name, paths in jobs:
             data = [_read_bytes(p, settings.max_image_bytes) for p in paths]
             unreadable = {i: d for i, d in enumerate(data) if isinstance(d, str)}
@@ -143,7 +121,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                 print(f"{report.name}: {len(report.example_ids)} added, {len(skipped)} skipped")
         embedder = recognizer.embedder_name
     if args.json:
-        _emit({"embedder": embedder, "people": results})
+        emit_json({"embedder": embedder, "people": results})
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -151,10 +129,10 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 def cmd_identify(args: argparse.Namespace) -> int:
     from facelive.vision.image import ImageError, read_image
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     results: list[dict[str, Any]] = []
     failed = 0
-    with _friendly(), _recognizer(args) as recognizer:
+    with _recognizer(args) as recognizer:
         pending: list[tuple[int, Any]] = []
 
         def flush() -> None:
@@ -184,7 +162,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
         flush()
         embedder = recognizer.embedder_name
     if args.json:
-        _emit({"embedder": embedder, "images": results})
+        emit_json({"embedder": embedder, "images": results})
     else:
         for entry in results:
             if "error" in entry:
@@ -201,10 +179,10 @@ def cmd_identify(args: argparse.Namespace) -> int:
 def cmd_people_list(args: argparse.Namespace) -> int:
     people = []
     if _gallery_exists(args):
-        with _friendly(), _gallery(args) as gallery:
+        with _gallery(args) as gallery:
             people = gallery.people()
     if args.json:
-        _emit({"people": [{"name": p.name, "examples": p.examples, "created": p.created,
+        emit_json({"people": [{"name": p.name, "examples": p.examples, "created": p.created,
                            "thumbnail": p.thumbnail} for p in people]})
     elif not people:
         print("no people in the gallery yet (add some with `facelive enroll`)")
@@ -215,25 +193,23 @@ def cmd_people_list(args: argparse.Namespace) -> int:
 
 
 def cmd_people_rename(args: argparse.Namespace) -> int:
-    with _friendly(), _gallery(args) as gallery:
+    with _gallery(args) as gallery:
         stored = gallery.rename(args.old, args.new)
     print(f"renamed {args.old} -> {stored}")
     return EXIT_OK
 
 
 def cmd_people_delete(args: argparse.Namespace) -> int:
-    with _friendly(), _gallery(args) as gallery:
+    with _gallery(args) as gallery:
         count = gallery.delete(args.name)
     print(f"deleted {args.name} ({count} example(s))")
     return EXIT_OK
 
 
 def cmd_people_clear(args: argparse.Namespace) -> int:
-    from facelive.cli import CommandError
-
     if not args.yes:
         raise CommandError("this deletes everyone in the gallery; add --yes to confirm")
-    with _friendly(), _gallery(args) as gallery:
+    with _gallery(args) as gallery:
         count = gallery.clear()
     print(f"deleted {count} people")
     return EXIT_OK
@@ -241,13 +217,13 @@ def cmd_people_clear(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- gallery export / import
 def cmd_gallery_export(args: argparse.Namespace) -> int:
-    from facelive.cli import CommandError
+    from facelive.recognition.archive import export_gallery
 
     if not _gallery_exists(args):
         raise CommandError("there is no gallery to export yet")
-    with _friendly(), _gallery(args) as gallery:
+    with _gallery(args) as gallery:
         try:
-            count = gallery.export(args.file)
+            count = export_gallery(gallery, args.file)
         except OSError as exc:
             raise CommandError(f"{args.file}: {exc.strerror or exc}") from None
     print(f"exported {count} example(s) to {args.file}")
@@ -255,8 +231,10 @@ def cmd_gallery_export(args: argparse.Namespace) -> int:
 
 
 def cmd_gallery_import(args: argparse.Namespace) -> int:
-    with _friendly(), _gallery(args) as gallery:
-        report = gallery.import_(args.file)
+    from facelive.recognition.archive import import_archive
+
+    with _gallery(args) as gallery:
+        report = import_archive(gallery, args.file)
     print(
         f"imported {args.file}: {report.people_added} new people, {report.people_merged} "
         f"merged, {report.examples_added} example(s) added, {report.examples_skipped} "
@@ -266,7 +244,7 @@ def cmd_gallery_import(args: argparse.Namespace) -> int:
 
 
 def cmd_reembed(args: argparse.Namespace) -> int:
-    with _friendly(), _recognizer(args) as recognizer:
+    with _recognizer(args) as recognizer:
         # Loading already embedded what was missing; --all redoes every stored face.
         count = recognizer.reembed(only_missing=not args.all)
         print(f"{recognizer.embedder_name}: {count} face(s) re-embedded, "
@@ -275,16 +253,12 @@ def cmd_reembed(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- parser
-def add_gallery_commands(
-    subparsers: Any, add_common: Callable[..., None]
-) -> None:
-    """Add enroll, identify, people, gallery and reembed to `facelive`'s subparsers.
-    `add_common(parser)` adds --data-dir/--models-dir/--embedder/--min-face;
-    `add_common(parser, embedder=False)` only the first two."""
+def add_gallery_commands(subparsers: Any) -> None:
+    """Add enroll, identify, people, gallery and reembed to `facelive`'s subparsers."""
     from facelive.recognition.gallery import SOURCES
 
     enroll = subparsers.add_parser("enroll", help="add example faces of a person")
-    add_common(enroll)
+    add_common_flags(enroll)
     enroll.add_argument("name", nargs="?", metavar="NAME")
     enroll.add_argument("images", nargs="*", metavar="IMAGE",
                         help="photos with exactly one face each")
@@ -297,7 +271,7 @@ def add_gallery_commands(
     enroll.set_defaults(func=cmd_enroll)
 
     identify = subparsers.add_parser("identify", help="name the faces in images")
-    add_common(identify)
+    add_common_flags(identify)
     identify.add_argument("images", nargs="+", metavar="IMAGE")
     identify.add_argument("--json", action="store_true")
     identify.set_defaults(func=cmd_identify)
@@ -305,38 +279,38 @@ def add_gallery_commands(
     people = subparsers.add_parser("people", help="list, rename or delete people")
     people_sub = people.add_subparsers(dest="people_command", required=True, metavar="ACTION")
     listing = people_sub.add_parser("list", help="everyone in the gallery")
-    add_common(listing, embedder=False)
+    add_common_flags(listing, embedder=False)
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_people_list)
     rename = people_sub.add_parser("rename", help="rename a person")
-    add_common(rename, embedder=False)
+    add_common_flags(rename, embedder=False)
     rename.add_argument("old", metavar="OLD")
     rename.add_argument("new", metavar="NEW")
     rename.set_defaults(func=cmd_people_rename)
     delete = people_sub.add_parser("delete", help="delete a person and their faces")
-    add_common(delete, embedder=False)
+    add_common_flags(delete, embedder=False)
     delete.add_argument("name", metavar="NAME")
     delete.set_defaults(func=cmd_people_delete)
     clear = people_sub.add_parser("clear", help="delete everyone")
-    add_common(clear, embedder=False)
+    add_common_flags(clear, embedder=False)
     clear.add_argument("--yes", action="store_true", help="confirm")
     clear.set_defaults(func=cmd_people_clear)
 
     gallery = subparsers.add_parser("gallery", help="export or import the gallery")
     gallery_sub = gallery.add_subparsers(dest="gallery_command", required=True, metavar="ACTION")
     export = gallery_sub.add_parser("export", help="write everything to one portable file")
-    add_common(export, embedder=False)
+    add_common_flags(export, embedder=False)
     export.add_argument("file", metavar="FILE")
     export.set_defaults(func=cmd_gallery_export)
     imp = gallery_sub.add_parser("import", help="merge an exported file into the gallery")
-    add_common(imp, embedder=False)
+    add_common_flags(imp, embedder=False)
     imp.add_argument("file", metavar="FILE")
     imp.set_defaults(func=cmd_gallery_import)
 
     reembed = subparsers.add_parser(
         "reembed", help="compute the current embedder's vectors of the stored faces"
     )
-    add_common(reembed)
+    add_common_flags(reembed)
     reembed.add_argument("--all", action="store_true",
                          help="redo every face, not only those without a vector")
     reembed.set_defaults(func=cmd_reembed)

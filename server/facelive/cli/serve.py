@@ -1,42 +1,42 @@
 """`facelive serve`: the live web app. Wired into the CLI by `add_serve_command`; also runs
-alone as `python -m facelive.cli_serve` (the tests start it that way)."""
+alone as `python -m facelive.cli.serve` (the tests and benches start it that way)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from facelive.settings import Settings, SettingsError
-
-EXIT_OK, EXIT_USAGE = 0, 2
+from facelive.cli.common import (
+    EXIT_OK,
+    add_common_flags,
+    quiet_tensorflow,
+    run_command,
+    settings_from_args,
+)
+from facelive.settings import Settings
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Errors that stop the start (bad settings, missing models, port in use, bad certificate)
-    become one line on stderr and exit status 2."""
-    from facelive.app.server import ServeError, serve
-    from facelive.models.store import ModelMissingError
+    become one line on stderr and exit status 2 (at run_command)."""
+    from facelive.app.server import serve
 
+    settings = serve_settings(args)
     try:
-        settings = _settings(args)
         serve(settings)
-    except (ServeError, SettingsError, ModelMissingError) as exc:
-        print(f"facelive: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         pass  # Ctrl+C is how a server is stopped (eventlet may also return quietly on it)
     print("facelive: server stopped", file=sys.stderr)
     return EXIT_OK
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(
-        data_dir=args.data_dir,
-        models_dir=args.models_dir,
-        embedder=getattr(args, "embedder", None),
-        min_face_size=getattr(args, "min_face", None),
+def serve_settings(args: argparse.Namespace) -> Settings:
+    """Settings from the serve command's flags and the environment."""
+    return settings_from_args(
+        args,
         host=args.host,
         port=args.port,
         certfile=args.certfile,
@@ -47,15 +47,12 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def add_serve_command(
-    subparsers: argparse._SubParsersAction,
-    add_common: Callable[[argparse.ArgumentParser], None],
-) -> argparse.ArgumentParser:
-    """Add `serve` to the CLI; add_common adds --data-dir/--models-dir/--embedder/--min-face."""
+def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
+    """Add `serve` to the CLI, with the common flags."""
     serve = subparsers.add_parser(
         "serve", help="run the live web app (HTTPS; prints the URL to open)"
     )
-    add_common(serve)
+    add_common_flags(serve)
     serve.add_argument("--host", help="address to listen on (default: $FACELIVE_HOST or 0.0.0.0)")
     serve.add_argument("--port", type=int, help="port (default: $FACELIVE_PORT or 5000; 0: any)")
     serve.add_argument("--certfile", metavar="F",
@@ -71,18 +68,14 @@ def add_serve_command(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The serve command alone, with the CLI's common flags."""
-    from facelive.cli import _common
-
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="facelive")
     sub = parser.add_subparsers(dest="command")
-    add_serve_command(sub, _common)
+    add_serve_command(sub)
     args = parser.parse_args(["serve", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
+    return run_command(args)
 
 
 if __name__ == "__main__":
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     sys.exit(main())
