@@ -167,6 +167,9 @@ def test_enrol_list_thumbnail_identify_rename_delete_clear(
     assert (found["width"], found["height"]) == (250, 250)
     [face] = found["faces"]
     assert face["name"] == "George W Bush" and 0 < face["confidence"] <= 1
+    # A correct match reads as sure (it showed "24%" before issue 16): calibrated on LFW.
+    if server.get("/api/health").json()["embedder"] == "dlib-resnet":
+        assert face["confidence"] >= 0.9, face
     x, y, w, h = face["box"]
     assert 50 < x + w / 2 < 200 and 50 < y + h / 2 < 200 and len(face["landmarks"]) == 5
     assert identify(server, photos["Colin_Powell_0001.jpg"])["faces"][0]["name"] == "unknown"

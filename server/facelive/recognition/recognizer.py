@@ -26,6 +26,7 @@ import numpy as np
 
 from facelive.recognition.archive import export_gallery, import_archive
 from facelive.recognition.calibration import active_threshold
+from facelive.recognition.confidence import probability_right
 from facelive.recognition.gallery import Gallery, ImportReport, PersonInfo
 from facelive.recognition.knn import UNKNOWN_LABEL, KnnIndex, KnnResult
 from facelive.recognition.names import UNKNOWN, name_key, validate_name
@@ -49,8 +50,9 @@ class RecognizedFace:
     """One face of a frame. box: (x, y, w, h) in frame pixels; landmarks: five (x, y) points
     (eyes, nose, mouth corners); score: detector probability; name: the person or "unknown";
     distance: Euclidean distance (unit embeddings, 0..2) to the nearest example of `name`, or
-    of the closest person when unknown, None with an empty gallery; confidence: 0..1 (see
-    knn.py); embedding: (D,) float32 unit vector."""
+    of the closest person when unknown, None with an empty gallery; confidence: the probability
+    that the face is that nearest person, calibrated on LFW (confidence.py); embedding: (D,)
+    float32 unit vector."""
 
     box: tuple[float, float, float, float]
     landmarks: tuple[tuple[float, float], ...]
@@ -319,7 +321,8 @@ class Recognizer:
             score=float(det.score),
             name=self._names.get(label, UNKNOWN),  # as _names_of, per face
             distance=distance if np.isfinite(distance) else None,
-            confidence=float(result.confidence[i]),
+            # What a person reads: P(the name is right), calibrated on LFW (confidence.py).
+            confidence=probability_right(distance, self.embedder_name, self.threshold),
             person=None if label == UNKNOWN_LABEL else label,
             embedding=embedding,
         )
