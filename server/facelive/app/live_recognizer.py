@@ -1,9 +1,9 @@
 """What the live worker calls: a recognizer turns RGB frames into JSON-ready faces.
 
 The server uses the gallery's `facelive.recognition.recognizer.Recognizer`; the live worker only
-needs a callable `(frames) -> faces`, where frames is a list of (H, W, 3) uint8 RGB arrays and
-faces has one list per frame of dicts shaped like `protocol.face_json` (box, score, landmarks,
-name, distance, confidence). Optional attributes, read when present:
+needs a `LiveRecognizer`: a callable `(frames) -> faces`, where frames is a list of (H, W, 3)
+uint8 RGB arrays and faces has one list per frame of dicts shaped like `protocol.face_json`
+(box, score, landmarks, name, distance, confidence). Optional attributes, read when present:
     embedder_name: str          shown by /api/health and the start-up banner
     gallery_size: int           examples searched, shown by /api/health (0 when absent)
     last_timings: dict          {detect, embed, knn} in ms of the latest call
@@ -14,13 +14,21 @@ recognize and its `gallery`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from facelive.settings import Settings
 
 if TYPE_CHECKING:
     from facelive.recognition.recognizer import Recognizer
+
+
+class LiveRecognizer(Protocol):
+    """The live worker's contract (the optional attributes above are read with getattr)."""
+
+    def __call__(self, frames: Sequence[Any], /) -> list[list[dict[str, Any]]]:
+        """frames: (H, W, 3) uint8 RGB arrays -> per frame, the faces as JSON-ready dicts."""
+        ...
 
 
 def load_recognizer(settings: Settings) -> Recognizer:
@@ -44,7 +52,7 @@ def load_recognizer(settings: Settings) -> Recognizer:
     return Recognizer.from_settings(settings, gallery=gallery)
 
 
-def describe(recognizer: Callable[..., Any]) -> dict[str, Any]:
+def describe(recognizer: LiveRecognizer) -> dict[str, Any]:
     """The recognizer's optional attributes, with defaults, for /api/health and the banner.
     Cheap attribute reads only: /api/health must answer while a batch is running."""
     return {

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from facelive import wire
 from facelive.errors import FaceLiveError
 from facelive.vision.image import ImageError, image_size_from_header
 
@@ -125,15 +126,8 @@ def face_json(
 ) -> dict[str, Any]:
     """One face as sent to the page. box: (x1, y1, x2, y2) corners in pixels, sent as
     [x, y, w, h]; landmarks: five (x, y) points (eyes, nose, mouth corners)."""
-    x1, y1, x2, y2 = (float(v) for v in box)
-    return {
-        "box": [round(x1, 1), round(y1, 1), round(x2 - x1, 1), round(y2 - y1, 1)],
-        "score": round(float(score), 4),
-        "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in landmarks],
-        "name": name,
-        "distance": None if distance is None else round(float(distance), 4),
-        "confidence": None if confidence is None else round(float(confidence), 4),
-    }
+    return {**wire.face_json(wire.xywh(box), score, landmarks), "name": name,
+            "distance": wire.rounded(distance), "confidence": wire.rounded(confidence)}
 
 
 def faces_reply(

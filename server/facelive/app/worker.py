@@ -21,13 +21,14 @@ import logging
 import math
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from eventlet import tpool
 from eventlet.green import threading as green_threading
 
+from facelive.app.live_recognizer import LiveRecognizer
 from facelive.app.protocol import (
     Frame,
     FrameError,
@@ -102,7 +103,7 @@ class LiveWorker:
         self,
         emit: Callable[[str, dict[str, Any], str], None],
         spawn: Callable[[Callable[[], None]], Any],
-        recognizer: Callable[[Sequence[Any]], list[list[dict[str, Any]]]],
+        recognizer: LiveRecognizer,
         max_pixels: int,
         max_bytes: int,
         max_batch: int = 8,

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from facelive import wire
 from facelive.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -18,15 +19,6 @@ from facelive.cli.common import (
     log,
     settings_from_args,
 )
-
-
-def _face_json(det: Any) -> dict[str, Any]:
-    x1, y1, x2, y2 = (float(v) for v in det.box)
-    return {
-        "box": [round(x1, 1), round(y1, 1), round(x2 - x1, 1), round(y2 - y1, 1)],
-        "score": round(float(det.score), 4),
-        "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in det.landmarks],
-    }
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -49,7 +41,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
             results.append({"image": path, "error": str(exc), "faces": []})
             failed += 1
             continue
-        faces = [_face_json(d) for d in detector.detect(image)]
+        faces = [wire.face_json(wire.xywh(d.box), d.score, d.landmarks)
+                 for d in detector.detect(image)]
         results.append({"image": path, "faces": faces})
         if not args.json:
             print(f"{path}: {len(faces)} face(s)")

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from facelive import wire
 from facelive.recognition.archive import export_gallery, import_archive
 from facelive.recognition.calibration import active_threshold
 from facelive.recognition.confidence import probability_right
@@ -65,14 +66,9 @@ class RecognizedFace:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: {box: [x, y, w, h], score, landmarks, name, distance, confidence}."""
-        return {
-            "box": [round(v, 1) for v in self.box],
-            "score": round(self.score, 4),
-            "landmarks": [[round(x, 1), round(y, 1)] for x, y in self.landmarks],
-            "name": self.name,
-            "distance": None if self.distance is None else round(self.distance, 4),
-            "confidence": round(self.confidence, 4),
-        }
+        return {**wire.face_json(self.box, self.score, self.landmarks), "name": self.name,
+                "distance": wire.rounded(self.distance),
+                "confidence": wire.rounded(self.confidence)}
 
 
 @dataclass(frozen=True)
@@ -312,11 +308,10 @@ class Recognizer:
         self, face: Face, result: KnnResult, i: int, embedding: np.ndarray
     ) -> RecognizedFace:
         det = face.detection
-        x1, y1, x2, y2 = (float(v) for v in det.box)
         label = int(result.label[i])
         distance = float(result.distance[i])
         return RecognizedFace(
-            box=(x1, y1, x2 - x1, y2 - y1),
+            box=wire.xywh(det.box),
             landmarks=tuple((float(x), float(y)) for x, y in det.landmarks),
             score=float(det.score),
             name=self._names.get(label, UNKNOWN),  # as _names_of, per face

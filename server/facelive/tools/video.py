@@ -24,6 +24,7 @@ from typing import Any, TextIO
 import cv2
 import numpy as np
 
+from facelive import wire
 from facelive.atomic import atomic_path
 from facelive.recognition.names import UNKNOWN
 from facelive.recognition.recognizer import Recognizer
@@ -128,14 +129,9 @@ def _observations(faces: list[Any]) -> list[Observation]:
 
 
 def _face_json(face: TrackedFace) -> dict[str, Any]:
-    return {
-        "box": [round(v, 1) for v in face.box],
-        "name": face.name,
-        "track": face.track,
-        "detected": face.detected,
-        "distance": None if face.distance is None else round(face.distance, 4),
-        "confidence": round(face.confidence, 4),
-    }
+    return {**wire.face_json(face.box), "name": face.name, "track": face.track,
+            "detected": face.detected, "distance": wire.rounded(face.distance),
+            "confidence": wire.rounded(face.confidence)}
 
 
 def annotate_video(
