@@ -95,6 +95,9 @@ export class PeopleView {
     $("people-empty").hidden = people.length > 0;
     $("people-clear").hidden = !this.api.canChange || people.length === 0;
     $("people-names").replaceChildren(...people.map((p) => new Option(p.name)));
+    // A reload (a people_changed from an earlier change) must not wipe a rename being typed.
+    if (this.renaming && people.some((p) => p.name === this.renaming)) return;
+    this.renaming = null;
     $("people").replaceChildren(...people.map((p) => this.row(p)));
   }
 
@@ -147,7 +150,10 @@ export class PeopleView {
     save.type = "submit";
     save.textContent = "Save";
     save.className = "primary";
-    form.append(input, save, button("Cancel", () => this.render(this.people)));
+    form.append(input, save, button("Cancel", () => {
+      this.renaming = null;
+      this.render(this.people);
+    }));
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       if (!input.value.trim()) {
@@ -157,6 +163,7 @@ export class PeopleView {
       }
       try {
         const answer = await this.api.rename(person.name, input.value);
+        this.renaming = null;
         this.say(`Renamed ${answer.previous} to ${answer.name}.`);
         await this.refresh();
       } catch (err) {
@@ -164,6 +171,7 @@ export class PeopleView {
         input.focus();
       }
     });
+    this.renaming = person.name;
     item.querySelector(".person-text").replaceWith(form);
     item.querySelector(".person-actions")?.remove();
     input.select();
