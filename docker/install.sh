@@ -52,6 +52,14 @@ else
   "$venv/bin/python" -m pip install --quiet -r "$root/requirements.txt"
 fi
 # --no-deps: everything it needs is pinned above; this keeps pip from re-resolving.
-"$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$root" \
-  || "$venv/bin/python" -m pip install --quiet --no-deps -e "$root"
+# pyproject.toml's build backend needs setuptools >= 77 (its `license = "MIT"`). A venv whose
+# own setuptools is that new builds without isolation (no download); an older one (ensurepip's
+# 65.5 in Python 3.11) would fail with a long "project.license" error, so pip gets the backend
+# into an isolated build environment instead: the path that works, taken first.
+if "$venv/bin/python" -c 'import setuptools, sys; sys.exit(int(setuptools.__version__.split(".")[0]) < 77)' 2>/dev/null; then
+  "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$root"
+else
+  echo "install.sh: the venv's setuptools is older than 77: pip builds facelive in an isolated environment"
+  "$venv/bin/python" -m pip install --quiet --no-deps -e "$root"
+fi
 echo "install.sh: $venv ready ($profile)"

@@ -1,6 +1,7 @@
-"""The Docker images and their Makefile targets, checked without a Docker engine (CI has none):
-hadolint on both Dockerfiles, `make -n` of the targets, and what the images promise (install
-recipe, pinned bases, port, volume, health check, non-root user)."""
+"""The Docker images and their Makefile targets, checked without a Docker engine: hadolint on
+both Dockerfiles, `make -n` of the targets, and what the images promise (install recipe, pinned
+bases, port, volume, health check, non-root user). The only checks of the GPU image; the CPU
+image is also built and run (test_docker_images.py)."""
 
 from __future__ import annotations
 

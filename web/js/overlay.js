@@ -4,6 +4,16 @@
 const KNOWN = "#3ddc84";
 const UNKNOWN = "#ffb020";
 
+/**
+ * A live face's colour: its track's own (so two people, or a face that comes back as a new
+ * track, are told apart at a glance); hues a golden angle apart, light enough for dark text.
+ * Faces without a track (a photo) are green when named, amber when not.
+ */
+export function trackColour(face) {
+  if (!Number.isInteger(face.track)) return face.name === "unknown" ? UNKNOWN : KNOWN;
+  return `hsl(${Math.round((face.track * 137.508) % 360)}, 80%, 60%)`;
+}
+
 /** Match the canvas's pixel size to its displayed size (sharp lines on high-DPI screens). */
 function fit(canvas) {
   const dpr = window.devicePixelRatio || 1;
@@ -50,9 +60,12 @@ function paintFace(ctx, face, toX, toY, k, size, canvasW) {
   const y1 = toY(y);
   const width = w * k;
   const height = h * k;
-  const colour = face.name === "unknown" ? UNKNOWN : KNOWN;
+  const colour = trackColour(face);
   ctx.strokeStyle = colour;
+  // An unknown track keeps its colour but a dashed box: still plainly not a name.
+  ctx.setLineDash(face.name === "unknown" && Number.isInteger(face.track) ? [6, 4] : []);
   ctx.strokeRect(x1, y1, width, height);
+  ctx.setLineDash([]);
 
   ctx.fillStyle = colour;
   for (const [lx, ly] of face.landmarks ?? []) {

@@ -1,6 +1,6 @@
 // The server connection: the access token, and the live protocol over Socket.IO.
 //   frame  {seq, image: JPEG bytes}           ->
-//   faces  {seq, batch, faces: [...], ms: {decode, detect, embed, knn, total}}   <-
+//   faces  {seq, batch, faces: [{..., name, track}], ms: {decode, detect, embed, knn, total}}  <-
 //   error  {seq, message, code?, retry_ms?}     <-  code "rate_limited": wait retry_ms, go on
 //   capture_start {count} / capture_cancel / capture_save {name}  ->  (answered by ack)
 //   capture {collected, target, done, hint}     <-  after each frame while capturing

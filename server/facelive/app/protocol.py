@@ -10,8 +10,10 @@ An error with code "rate_limited" is not a failure: the frame came faster than t
 frame rate limit (`max_client_fps` in `hello`) and was not looked at; the client waits
 `retry_ms` and sends its next frame.
 
-A face is {box: [x, y, w, h], score, landmarks: [[x, y] x 5], name, distance, confidence},
-in pixels of the frame as sent. `total` runs from the frame's arrival to its reply, so it
+A face is {box: [x, y, w, h], score, landmarks: [[x, y] x 5], name, distance, confidence,
+track}, in pixels of the frame as sent. `track` is the same while the face stays in view of this
+connection, and `name` is the track's, decided over its frames (recognition/tracks.py);
+distance and confidence are this frame's. `total` runs from the frame's arrival to its reply, so it
 includes the wait for the worker.
 """
 

@@ -44,7 +44,9 @@ class LiveState:
         return self.settings.open_viewing
 
     def people_changed(self) -> None:
-        """Tell every page that the gallery changed, so they reload their people list."""
+        """Tell every page that the gallery changed, so they reload their people list; and
+        every live track to decide its name afresh (no deleted or old name lingers)."""
+        self.worker.gallery_changed()
         self.broadcast("people_changed", {"gallery_size": self.people.gallery_size})
 
 

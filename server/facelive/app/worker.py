@@ -11,6 +11,10 @@ so a client that sends faster than the server works gets replies for some frames
 memory stays bounded by the number of clients. Each round takes the waiting frames of several
 clients and runs them as one recognizer batch.
 
+Tracks: each client (one stream) has its own face tracker (recognition/tracks.py), made at its
+first frame and dropped when it leaves; a recognizer with `recognize_streams` names faces by
+track, and a gallery change (`gallery_changed`) makes every track decide its name afresh.
+
 Rate rule: each client may send `max_fps` frames a second (a token bucket with a small burst);
 a frame over it is answered with a `rate_limited` error at once and never queued.
 """
@@ -37,6 +41,7 @@ from facelive.app.protocol import (
     faces_reply,
     frame_seq,
 )
+from facelive.recognition.tracks import Tracker
 from facelive.vision.image import ImageError, decode_image
 
 log = logging.getLogger(__name__)
@@ -122,6 +127,9 @@ class LiveWorker:
         self._pending: dict[str, Frame] = {}
         self._last_seq: dict[str, int] = {}
         self._last_seen: dict[str, float] = {}
+        self._trackers: dict[str, Tracker] = {}
+        self._stale: set[str] = set()  # clients whose tracks' names predate a gallery change
+        self._by_track = callable(getattr(recognizer, "recognize_streams", None))
         self._wake = green_threading.Event()
         self._started = False
 
@@ -145,6 +153,8 @@ class LiveWorker:
             raise FrameError(f"stale frame: seq {frame.seq} is not above {last}", frame.seq)
         self._last_seq[sid] = frame.seq
         self._last_seen[sid] = frame.received
+        if sid not in self._trackers:
+            self._trackers[sid] = Tracker()
         self._pending[sid] = frame  # latest wins: an older waiting frame is dropped here
         self._wake.set()
         if not self._started:
@@ -156,8 +166,19 @@ class LiveWorker:
         self._pending.pop(sid, None)
         self._last_seq.pop(sid, None)
         self._last_seen.pop(sid, None)
+        self._trackers.pop(sid, None)
+        self._stale.discard(sid)
         if self._rate is not None:
             self._rate.forget(sid)
+
+    def gallery_changed(self) -> None:
+        """Someone was added, renamed or deleted: no track may keep a name from before."""
+        self._stale = set(self._trackers)
+
+    @property
+    def streams(self) -> int:
+        """Clients with tracking state (for tests: it must not outlive the connection)."""
+        return len(self._trackers)
 
     @property
     def pending(self) -> int:
@@ -196,8 +217,11 @@ class LiveWorker:
 
     def _run(self, batch: list[tuple[str, Frame]]) -> None:
         try:
+            streams = [(self._trackers.get(sid) or Tracker(), sid in self._stale)
+                       for sid, _ in batch]
+            self._stale.difference_update(sid for sid, _ in batch)
             outcomes, failure = on_inference_thread(
-                self._compute, [frame for _, frame in batch]
+                self._compute, [frame for _, frame in batch], streams
             )
         except Exception as exc:  # a bug in _compute: still answer every waiting client
             log.exception("live worker: batch failed")
@@ -218,9 +242,12 @@ class LiveWorker:
                     log.exception("live worker: observer failed")
 
     # ----------------------------------------------------------- OS thread (tpool)
-    def _compute(self, frames: list[Frame]) -> tuple[list[_Outcome], str | None]:
+    def _compute(
+        self, frames: list[Frame], streams: list[tuple[Tracker, bool]]
+    ) -> tuple[list[_Outcome], str | None]:
         """Decode and recognize; runs on the tpool thread, so it only computes: no emitting,
-        no logging (both take green locks), nothing shared with the green side."""
+        no logging (both take green locks), nothing shared with the green side (a client's
+        tracker is only ever used here, one batch at a time)."""
         images, decode_ms, errors = [], {}, {}
         for i, frame in enumerate(frames):
             start = time.perf_counter()
@@ -234,7 +261,16 @@ class LiveWorker:
         failure = None
         if decoded:
             try:
-                faces = self.recognizer(images)
+                if self._by_track:
+                    trackers = []
+                    for i in decoded:
+                        tracker, stale = streams[i]
+                        if stale:
+                            tracker.forget_names()
+                        trackers.append(tracker)
+                    faces = self.recognizer.recognize_streams(images, trackers)  # type: ignore[attr-defined]
+                else:
+                    faces = self.recognizer(images)
                 if len(faces) != len(images):
                     raise RuntimeError(f"recognizer gave {len(faces)} results for "
                                        f"{len(images)} frames")

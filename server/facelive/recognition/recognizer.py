@@ -33,6 +33,7 @@ from facelive.recognition.knn import UNKNOWN_LABEL, KnnIndex, KnnResult
 from facelive.recognition.names import UNKNOWN, name_key, validate_name
 from facelive.recognition.patches import PatchError, decode_patch, make_patch
 from facelive.recognition.pipeline import Face, FaceEngine
+from facelive.recognition.tracks import Tracker, observations
 from facelive.settings import Settings
 from facelive.vision.image import ImageError, decode_image
 from facelive.vision.mtcnn import Detection, as_rgb
@@ -63,6 +64,8 @@ class RecognizedFace:
     confidence: float
     person: int | None = None
     embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # The closest person whatever the threshold (`distance` is to them when unknown).
+    nearest: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: {box: [x, y, w, h], score, landmarks, name, distance, confidence}."""
@@ -309,6 +312,7 @@ class Recognizer:
     ) -> RecognizedFace:
         det = face.detection
         label = int(result.label[i])
+        candidate = int(result.candidate[i])
         distance = float(result.distance[i])
         return RecognizedFace(
             box=wire.xywh(det.box),
@@ -320,7 +324,26 @@ class Recognizer:
             confidence=probability_right(distance, self.embedder_name, self.threshold),
             person=None if label == UNKNOWN_LABEL else label,
             embedding=embedding,
+            nearest=candidate if candidate >= 0 else None,
         )
+
+    @property
+    def names(self) -> dict[int, str]:
+        """The gallery's people now: {person id: name}."""
+        return dict(self._names)
+
+    def recognize_streams(
+        self, frames: Sequence[ImageInput], trackers: Sequence[Tracker]
+    ) -> list[list[dict[str, Any]]]:
+        """Frames of several streams (one frame each, with its stream's tracker): JSON-ready
+        faces whose `name` is their track's (see recognition/tracks.py), with `track`."""
+        out = []
+        for faces, tracker in zip(self.recognize_batch(frames), trackers, strict=True):
+            tracked = tracker.update(tracker.next_frame, observations(faces, self.threshold),
+                                     self._names)
+            out.append([{**face.to_dict(), "name": shown.name, "track": shown.track}
+                        for face, shown in zip(faces, tracked, strict=True)])
+        return out
 
     def __call__(self, frames: Sequence[np.ndarray]) -> list[list[dict[str, Any]]]:
         """The live worker's interface: frames -> JSON-ready faces per frame."""

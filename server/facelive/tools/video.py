@@ -4,7 +4,8 @@ the gallery, and write the video back with boxes and names drawn, and/or the fac
 The output has the input's size, frame rate and frame count: every frame read is written,
 annotated or not. Faces are detected every `every` frames and at every scene cut (in batches
 of frames, which the detector runs faster than one by one) and tracked in between
-(tracking.Tracker), which also steadies the names; tracks end at scene cuts (scenes.py).
+(recognition/tracks.py), which also decides each track's name from all its frames;
+tracks end at scene cuts (scenes.py).
 The JSON: {"video": {...}, "embedder": ..., "frames": [{"index": i,
 "faces": [{"box": [x, y, w, h], "name", "track", "detected", "distance", "confidence"}]}]}.
 """
@@ -28,10 +29,10 @@ from facelive import wire
 from facelive.atomic import atomic_path
 from facelive.recognition.names import UNKNOWN
 from facelive.recognition.recognizer import Recognizer
+from facelive.recognition.tracks import TrackedFace, Tracker, observations
 from facelive.tools.errors import ToolError
 from facelive.tools.progress import Progress
 from facelive.tools.scenes import CutDetector
-from facelive.tools.tracking import Observation, TrackedFace, Tracker
 
 # Frames read ahead and searched in one detector call (only those due for detection).
 FRAME_BATCH = 4
@@ -123,11 +124,6 @@ def draw(frame: np.ndarray, faces: list[TrackedFace]) -> None:
                     (255, 255, 255), thickness, cv2.LINE_AA)
 
 
-def _observations(faces: list[Any]) -> list[Observation]:
-    return [Observation(tuple(float(v) for v in f.box), f.name, f.distance, f.confidence)
-            for f in faces]
-
-
 def _face_json(face: TrackedFace) -> dict[str, Any]:
     return {**wire.face_json(face.box), "name": face.name, "track": face.track,
             "detected": face.detected, "distance": wire.rounded(face.distance),
@@ -204,7 +200,9 @@ def annotate_video(
                             tracker.reset()
                             scene_cuts += 1
                         if i in recognised:
-                            faces = tracker.update(index, _observations(recognised[i]))
+                            faces = tracker.update(
+                                index, observations(recognised[i], recognizer.threshold),
+                                recognizer.names)
                             detected_frames += 1
                         else:
                             faces = tracker.carry(index)

@@ -1,0 +1,317 @@
+"""Faces followed from frame to frame of one stream (a live connection, a video), and each
+track's name decided from the evidence of all its frames.
+
+Linking: detections of a new frame are matched to the tracks of earlier frames, best box
+overlap (IoU) first, among the pairs that overlap enough AND whose faces look alike (the
+Euclidean distance between the detection's embedding and the track's running mean embedding
+is under `link_distance`; a close look-alike may also bridge a small overlap, as a face moving
+fast between two live frames does). A new person stepping into the place of the last one is so
+a new track, not the old track's name on a new face. Between detections (video --every N) a
+track is carried at its measured velocity. A track unmatched for `max_age` frames ends; all
+end at `reset` (a scene cut).
+
+Names (hysteresis): every frame is a vote for the recogniser's verdict (a person, or unknown),
+weighted by the face's quality (0..1), and older votes fade by `decay` a frame:
+    evidence[v] = decay * evidence[v] + quality    for this frame's verdict v
+- a new track shows its first frame's verdict at once if that match is sure (distance well
+  inside the threshold, see Observation.sure), else unknown;
+- an unknown verdict just over the threshold (within KEEP_FRACTION of it) whose nearest person
+  is the track's own is no vote: the tracked face is the same, seen a little worse;
+- an unknown track is named p when evidence[p] >= `enter` (two agreeing frames in a row at
+  full quality) and evidence[p] > evidence[unknown]: one lucky frame does not name a stranger;
+- a named track changes name (or becomes unknown) only when the other verdict's evidence
+  exceeds its own by `leave` (about six frames in a row against it): one poor frame does not
+  flip it.
+Votes are kept by person id, and the shown name is looked up in the gallery's current names at
+every frame (`names`): a renamed person's track shows the new name; a deleted person's evidence
+is dropped at once, so the name cannot linger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from facelive.recognition.names import UNKNOWN
+
+# Identity evidence key of "no one in the gallery".
+_NOBODY = -1
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One recognised face of a frame: box (x, y, w, h) in pixels, the recogniser's verdict
+    (name, person id or None), distance/confidence, the face's embedding (unit vector, None
+    when unknown), its quality as evidence (0..1) and whether the match is sure (named on the
+    first frame of a track)."""
+
+    box: tuple[float, float, float, float]
+    name: str
+    distance: float | None = None
+    confidence: float = 0.0
+    person: int | None = None
+    embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
+    quality: float = 1.0
+    sure: bool = False
+    nearest: int | None = None
+    keep: bool = False
+
+
+@dataclass(frozen=True)
+class TrackedFace:
+    """A face as shown in one frame: track id, box (x, y, w, h), the track's name and person,
+    whether it was detected in this frame (False: carried between detections), and the
+    recogniser's distance/confidence at the track's last detection."""
+
+    track: int
+    box: tuple[float, float, float, float]
+    name: str
+    detected: bool
+    distance: float | None
+    confidence: float
+    person: int | None = None
+
+
+def _corners(box: Sequence[float]) -> np.ndarray:
+    x, y, w, h = box
+    return np.array([x, y, x + w, y + h], np.float64)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two (x1, y1, x2, y2) boxes, 0..1."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+@dataclass
+class _Track:
+    id: int
+    corners: np.ndarray  # (4,) x1, y1, x2, y2 at last_frame
+    last_frame: int
+    embedding: np.ndarray | None
+    distance: float | None
+    confidence: float
+    evidence: dict[int, float] = field(default_factory=dict)  # person id (or _NOBODY) -> sum
+    shown: int = _NOBODY
+    fresh: bool = False  # names forgotten: the next frame votes as a first frame
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
+
+    def at(self, frame: int) -> np.ndarray:
+        return self.corners + self.velocity * (frame - self.last_frame)
+
+    def look_distance(self, embedding: np.ndarray | None) -> float | None:
+        if self.embedding is None or embedding is None:
+            return None
+        return float(np.linalg.norm(self.embedding - embedding))
+
+
+class Tracker:
+    """Feed it every frame of one stream in order: `update` for a frame searched for faces
+    (possibly none found), `carry` for a frame that was not searched. Not thread-safe: one
+    stream, one caller at a time."""
+
+    def __init__(
+        self,
+        iou_threshold: float = 0.3,
+        max_age: int = 30,
+        link_distance: float = 0.45,
+        decay: float = 0.8,
+        enter: float = 1.75,
+        leave: float = 2.0,
+    ) -> None:
+        if not 0.0 < iou_threshold < 1.0 or max_age < 1 or not 0.0 < decay < 1.0:
+            raise ValueError("need 0 < iou_threshold < 1, max_age >= 1 and 0 < decay < 1")
+        self.iou_threshold = iou_threshold
+        self.max_age = max_age
+        self.link_distance = link_distance
+        self.decay, self.enter, self.leave = decay, enter, leave
+        self._tracks: list[_Track] = []
+        self._next_id = 1
+        self._last_detection = -1
+        self._last_frame = -1
+        self._names: dict[int, str] = {}
+        self.label_changes = 0  # shown-name changes of tracks that already had a frame
+
+    @property
+    def next_frame(self) -> int:
+        """The index the next frame of a stream without its own numbering should get."""
+        return self._last_frame + 1
+
+    def _linkable(self, overlap: float, look: float | None) -> bool:
+        if look is None:  # no embeddings (tests, a recogniser without them): boxes decide
+            return overlap >= self.iou_threshold
+        if look > self.link_distance:
+            return False
+        # A face that clearly looks the same may have moved further between two frames.
+        close = look <= 0.6 * self.link_distance
+        return overlap >= self.iou_threshold or (overlap > 0.05 and close)
+
+    def update(
+        self, frame: int, observations: Sequence[Observation],
+        names: Mapping[int, str] | None = None,
+    ) -> list[TrackedFace]:
+        """Match this frame's faces to the tracks; returns one TrackedFace per observation,
+        in the order given. names: the gallery's current {person id: name}; None trusts the
+        observations' names (a recogniser whose gallery does not change)."""
+        self._last_frame = max(self._last_frame, frame)
+        self._tracks = [t for t in self._tracks if frame - t.last_frame <= self.max_age]
+        if names is None:
+            names = {**self._names,
+                     **{o.person: o.name for o in observations if o.person is not None}}
+        else:
+            self._drop_gone(names)
+        self._names = dict(names)
+        boxes = [_corners(o.box) for o in observations]
+        pairs = []
+        for ti, track in enumerate(self._tracks):
+            predicted = track.at(frame)
+            for oi, (obs, box) in enumerate(zip(observations, boxes, strict=True)):
+                overlap = iou(predicted, box)
+                if self._linkable(overlap, track.look_distance(obs.embedding)):
+                    pairs.append((overlap, ti, oi))
+        pairs.sort(reverse=True)
+        matched: dict[int, _Track] = {}
+        used: set[int] = set()
+        for _, ti, oi in pairs:
+            if ti in used or oi in matched:
+                continue
+            used.add(ti)
+            matched[oi] = self._tracks[ti]
+        out = []
+        for oi, (obs, box) in enumerate(zip(observations, boxes, strict=True)):
+            track = matched.get(oi)
+            if track is None:
+                track = _Track(self._next_id, box, frame, _unit(obs.embedding), obs.distance,
+                               obs.confidence)
+                self._next_id += 1
+                self._tracks.append(track)
+                self._first_vote(track, obs)
+            else:
+                step = frame - track.last_frame
+                if step > 0:
+                    # Smoothed per-frame motion: steadies the carried boxes of --every N.
+                    track.velocity = 0.5 * track.velocity + 0.5 * (box - track.corners) / step
+                track.corners, track.last_frame = box, frame
+                track.distance, track.confidence = obs.distance, obs.confidence
+                if obs.embedding is not None:
+                    mixed = obs.embedding if track.embedding is None else (
+                        0.7 * track.embedding + 0.3 * obs.embedding)
+                    track.embedding = _unit(mixed)
+                before = track.shown
+                if track.fresh:
+                    track.fresh = False
+                    self._first_vote(track, obs)
+                else:
+                    self._vote(track, obs)
+                if track.shown != before:
+                    self.label_changes += 1
+            out.append(self._shown(track, frame, detected=True))
+        self._last_detection = frame
+        return out
+
+    def _drop_gone(self, names: Mapping[int, str]) -> None:
+        """Forget the evidence for people no longer in the gallery (deleted, cleared)."""
+        for track in self._tracks:
+            for person in [p for p in track.evidence if p != _NOBODY and p not in names]:
+                del track.evidence[person]
+            if track.shown != _NOBODY and track.shown not in names:
+                track.shown = _NOBODY
+
+    @staticmethod
+    def _verdict(obs: Observation) -> int:
+        return _NOBODY if obs.person is None or obs.name == UNKNOWN else int(obs.person)
+
+    def _first_vote(self, track: _Track, obs: Observation) -> None:
+        verdict = self._verdict(obs)
+        track.evidence[verdict] = max(0.0, min(1.0, obs.quality))
+        track.shown = verdict if (verdict == _NOBODY or obs.sure) else _NOBODY
+
+    def _vote(self, track: _Track, obs: Observation) -> None:
+        verdict = self._verdict(obs)
+        if verdict == _NOBODY and obs.keep and obs.nearest == track.shown:
+            # Just over the threshold, and still nearest to the track's own person: the same
+            # face (the track says so) seen a little worse; no vote against the name.
+            return
+        evidence = track.evidence
+        for key in evidence:
+            evidence[key] *= self.decay
+        evidence[verdict] = evidence.get(verdict, 0.0) + max(0.0, min(1.0, obs.quality))
+        shown = evidence.get(track.shown, 0.0)
+        best = max(evidence, key=lambda key: evidence[key])
+        if best == track.shown:
+            return
+        if track.shown == _NOBODY:
+            # Naming a face that was unknown: enough agreeing evidence, more than against.
+            if evidence[best] >= self.enter and evidence[best] > shown:
+                track.shown = best
+        elif evidence[best] >= shown + self.leave:
+            track.shown = best
+
+    def _shown(self, track: _Track, frame: int, detected: bool) -> TrackedFace:
+        x1, y1, x2, y2 = (float(v) for v in track.at(frame))
+        person = None if track.shown == _NOBODY else track.shown
+        name = UNKNOWN if person is None else self._names.get(person, UNKNOWN)
+        return TrackedFace(track.id, (x1, y1, x2 - x1, y2 - y1), name, detected,
+                           track.distance, track.confidence, person)
+
+    def forget_names(self) -> None:
+        """The gallery changed (a person deleted, renamed, re-enrolled): tracks keep their
+        faces but start their names afresh from the next frame's evidence."""
+        for track in self._tracks:
+            track.evidence.clear()
+            track.shown = _NOBODY
+            track.fresh = True
+
+    def reset(self) -> None:
+        """End every track (a scene cut: whoever comes next is someone new)."""
+        self._tracks = []
+        self._last_detection = -1
+
+    def carry(self, frame: int) -> list[TrackedFace]:
+        """The faces found at the last detected frame, moved on to this one."""
+        self._last_frame = max(self._last_frame, frame)
+        return [self._shown(t, frame, detected=False) for t in self._tracks
+                if t.last_frame == self._last_detection]
+
+
+def _unit(vector: np.ndarray | None) -> np.ndarray | None:
+    if vector is None:
+        return None
+    vector = np.asarray(vector, np.float64)
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else None
+
+
+# A first-frame match this far inside the threshold names a new track at once.
+SURE_FRACTION = 0.9
+# An unknown verdict this close to a named track's own person is no vote against its name.
+KEEP_FRACTION = 1.25
+
+
+def observations(faces: Sequence[object], threshold: float) -> list[Observation]:
+    """The recogniser's faces of one frame (RecognizedFace) as tracker observations. A face's
+    `quality` (0..1), where the recogniser gives one, weighs it as evidence."""
+    out = []
+    for face in faces:
+        distance = getattr(face, "distance", None)
+        person = getattr(face, "person", None)
+        nearest = getattr(face, "nearest", None)
+        quality = getattr(face, "quality", None)  # None: not measured, full weight
+        within = distance is not None and distance <= SURE_FRACTION * threshold
+        keep = (nearest is not None and distance is not None
+                and distance <= KEEP_FRACTION * threshold)
+        out.append(Observation(
+            tuple(float(v) for v in face.box),  # type: ignore[attr-defined]
+            str(face.name),  # type: ignore[attr-defined]
+            distance, float(getattr(face, "confidence", 0.0) or 0.0), person,
+            getattr(face, "embedding", None), 1.0 if quality is None else float(quality),
+            person is not None and within, nearest, keep,
+        ))
+    return out
