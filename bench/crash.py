@@ -59,7 +59,9 @@ def lfw_people(lfw: Path, count: int, per_person: int, seed: int) -> list[tuple[
 def enrol(http: requests.Session, server: Server, name: str,
           photos: list[bytes]) -> requests.Response:
     files = [("images", (f"{i}.jpg", data, "image/jpeg")) for i, data in enumerate(photos)]
-    return http.post(f"{server.url}/api/people/{quote(name, safe='')}/examples", files=files,
+    # add=true: rounds add to people earlier rounds made (issue 16's 409 otherwise).
+    return http.post(f"{server.url}/api/people/{quote(name, safe='')}/examples?add=true",
+                     files=files,
                      headers={"Authorization": f"Bearer {server.token}"}, verify=False,
                      timeout=120)
 
@@ -89,7 +91,8 @@ def enrol_stream(
 
 
 def api_people(http: requests.Session, server: Server) -> dict[str, int]:
-    reply = http.get(f"{server.url}/api/people", verify=False, timeout=30)
+    reply = http.get(f"{server.url}/api/people", verify=False, timeout=30,
+                     headers={"Authorization": f"Bearer {server.token}"})
     reply.raise_for_status()
     return {p["name"]: p["examples"] for p in reply.json()["people"]}
 

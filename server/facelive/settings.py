@@ -39,6 +39,15 @@ def _parse_float_triple(name: str, raw: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
+def _parse_flag(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be 1 or 0, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything that can be configured.
@@ -56,7 +65,11 @@ class Settings:
     FACELIVE_ALLOWED_ORIGINS -> allowed_origins (comma-separated),
     FACELIVE_MAX_FRAME_BYTES -> max_frame_bytes, FACELIVE_MAX_FRAME_PIXELS -> max_frame_pixels,
     FACELIVE_MAX_CLIENT_FPS -> max_client_fps, FACELIVE_MAX_CLIENTS -> max_clients,
-    FACELIVE_WEB_DIR -> web_dir.
+    FACELIVE_WEB_DIR -> web_dir, FACELIVE_VIEW_TOKEN -> view_token,
+    FACELIVE_OPEN_VIEWING -> open_viewing (1/0), FACELIVE_ACCESS_LOG -> access_log (1/0),
+    FACELIVE_TF_LOG -> tf_log (1/0).
+    models_dir defaults to <data_dir>/models: a data dir given by flag or env brings its own
+    models, as the README says and as a user who moves the data dir expects.
     """
 
     data_dir: Path = field(default_factory=lambda: _xdg_data_home(os.environ))
@@ -88,6 +101,15 @@ class Settings:
     keyfile: Path | None = None
     # Needed for changes (gallery edits); without one, a token is made and kept in data_dir.
     token: str | None = None
+    # Viewing (the live view, the people list, thumbnails, identify) needs the owner's token
+    # or this read-only one, made and kept in data_dir like the owner's when not given;
+    # open_viewing lets anyone view (a kiosk). Changes always need the owner's token.
+    view_token: str | None = None
+    open_viewing: bool = False
+    # One log line per HTTP request (method, path, status, ms).
+    access_log: bool = True
+    # TensorFlow's own start-up notices (absl, oneDNN) on the console.
+    tf_log: bool = False
     # Origins besides the server's own that may open a Socket.IO connection (e.g. a proxy's).
     allowed_origins: tuple[str, ...] = ()
     # Live frames are small JPEGs; these guards are far tighter than the ones for uploads.
@@ -137,6 +159,10 @@ class Settings:
             raise SettingsError("FACELIVE_CERTFILE and FACELIVE_KEYFILE go together: give both")
         if self.token is not None and len(self.token) < 8:
             raise SettingsError("FACELIVE_TOKEN must be at least 8 characters")
+        if self.view_token is not None and len(self.view_token) < 8:
+            raise SettingsError("FACELIVE_VIEW_TOKEN must be at least 8 characters")
+        if self.view_token is not None and self.view_token == self.token:
+            raise SettingsError("FACELIVE_VIEW_TOKEN must differ from FACELIVE_TOKEN")
         if self.max_frame_bytes < 1024 or self.max_frame_pixels < 64 * 64:
             raise SettingsError(
                 "FACELIVE_MAX_FRAME_BYTES must be >= 1024 and FACELIVE_MAX_FRAME_PIXELS >= 4096"
@@ -158,7 +184,8 @@ class Settings:
         values: dict[str, Any] = {}
         home = _xdg_data_home(env)
         values["data_dir"] = Path(env.get("FACELIVE_DATA") or home)
-        values["models_dir"] = Path(env.get("FACELIVE_MODELS") or home / "models")
+        if env.get("FACELIVE_MODELS"):
+            values["models_dir"] = Path(env["FACELIVE_MODELS"])
         if env.get("FACELIVE_MODELS_SOURCE"):
             values["models_source"] = Path(env["FACELIVE_MODELS_SOURCE"])
         if env.get("FACELIVE_EMBEDDER"):
@@ -195,7 +222,12 @@ class Settings:
             values["mtcnn_thresholds"] = _parse_float_triple(
                 "FACELIVE_MTCNN_THRESHOLDS", env["FACELIVE_MTCNN_THRESHOLDS"]
             )
-        for key, name in (("host", "FACELIVE_HOST"), ("token", "FACELIVE_TOKEN")):
+        for key, name in (("open_viewing", "FACELIVE_OPEN_VIEWING"),
+                          ("access_log", "FACELIVE_ACCESS_LOG"), ("tf_log", "FACELIVE_TF_LOG")):
+            if env.get(name):
+                values[key] = _parse_flag(name, env[name])
+        for key, name in (("host", "FACELIVE_HOST"), ("token", "FACELIVE_TOKEN"),
+                          ("view_token", "FACELIVE_VIEW_TOKEN")):
             if env.get(name):
                 values[key] = env[name].strip()
         for key, name in (
@@ -219,6 +251,8 @@ class Settings:
                        "web_dir"):
                 value = Path(value)
             values[key] = value
+        # After the flags: --data-dir D alone puts the models under D too.
+        values.setdefault("models_dir", Path(values["data_dir"]) / "models")
         return cls(**values)
 
     def replace(self, **changes: Any) -> Settings:

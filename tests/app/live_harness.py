@@ -25,6 +25,9 @@ import socketio
 
 VIDEO = "video/WDA_AlexandriaOcasioCortez_000.mp4"
 URL_LINE = re.compile(r"https://127\.0\.0\.1:(\d+)/\?token=(\S+)")
+VIEW_LINE = re.compile(r"view-only URL")
+# A LiveClient's default token: the server's view token (viewing is closed by default).
+VIEW = "<view token>"
 START_TIMEOUT_S = 240  # TensorFlow's import and the models' warm-up on a busy 2-core machine
 
 
@@ -36,6 +39,7 @@ class LiveServer:
     token: str
     data_dir: Path
     output: list[str] = field(default_factory=list)
+    view_token: str = ""  # "" when viewing is open (no view URL printed)
     http: requests.Session = field(default_factory=requests.Session)
 
     def rss_kib(self) -> int:
@@ -48,8 +52,18 @@ class LiveServer:
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         """GET over a kept-alive connection (a new TLS connection costs the client tens of ms
         loading CA certificates). verify=False per request: a session-wide False would lose to
-        $REQUESTS_CA_BUNDLE."""
+        $REQUESTS_CA_BUNDLE. Sends the view token (reading needs one) unless headers are given."""
+        if "headers" not in kwargs and self.view_token:
+            kwargs["headers"] = self.viewer_headers
         return self.http.get(self.url + path, verify=False, timeout=30, **kwargs)
+
+    @property
+    def viewer_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.view_token}"}
+
+    @property
+    def owner_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
 
 
 def _pump(stream: Any, lines: list[str]) -> None:
@@ -86,7 +100,23 @@ def start_server(
                 raise RuntimeError("facelive serve did not start:\n" + "\n".join(output[-30:]))
             time.sleep(0.2)
     port, token = int(match.group(1)), match.group(2)
-    return LiveServer(proc, f"https://127.0.0.1:{port}", port, token, data_dir, output)
+    view_token = ""
+    while not any("Viewing is open" in line or VIEW_LINE.search(line) for line in output):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("no viewing line:\n" + "\n".join(output[-30:]))
+        time.sleep(0.05)
+    lines = list(output)
+    view_at = next((i for i, line in enumerate(lines) if VIEW_LINE.search(line)), None)
+    if view_at is not None:
+        while len(lines) <= view_at + 1:
+            time.sleep(0.05)
+            lines = list(output)
+        found = URL_LINE.search(lines[view_at + 1])
+        assert found, lines[view_at + 1]
+        view_token = found.group(2)
+    return LiveServer(proc, f"https://127.0.0.1:{port}", port, token, data_dir, output,
+                      view_token=view_token)
 
 
 def stop_server(server: LiveServer) -> None:
@@ -107,8 +137,11 @@ class LiveClient:
     connections at random (python-socketio issues 1568 and 1577)."""
 
     def __init__(
-        self, server: LiveServer, token: str | None = None, origin: str | None = None
+        self, server: LiveServer, token: str | None = VIEW, origin: str | None = None
     ) -> None:
+        """token: VIEW (the default) the server's view token, None no token at all."""
+        if token == VIEW:
+            token = server.view_token or None
         # aiohttp sends no Origin header unless given one, like a non-browser client.
         extra = {"origin": origin} if origin else {}
         self.sio = socketio.AsyncClient(
@@ -183,7 +216,7 @@ class LiveClient:
 
 @contextlib.asynccontextmanager
 async def live_client(
-    server: LiveServer, token: str | None = None, origin: str | None = None
+    server: LiveServer, token: str | None = VIEW, origin: str | None = None
 ) -> AsyncIterator[LiveClient]:
     client = LiveClient(server, token=token, origin=origin)
     await client.connect()
@@ -194,7 +227,7 @@ async def live_client(
 
 
 async def connect_when_free(
-    server: LiveServer, token: str | None = None, within_s: float = 10.0
+    server: LiveServer, token: str | None = VIEW, within_s: float = 10.0
 ) -> LiveClient:
     """A connected client, trying again while the server refuses it (all its places taken):
     the server learns of a departure only a moment after the client has left."""

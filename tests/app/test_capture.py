@@ -137,7 +137,8 @@ def test_capture_picks_frames_then_enrols_them_under_the_name(
             assert bad["ok"] is False and "reserved" in bad["error"]
             saved = await writer.call("capture_save", {"name": "Alexandria"})
             assert saved == {"ok": True, "name": "Alexandria", "examples_added": 10,
-                             "rejected": [], "picked": [], "warnings": []}
+                             "rejected": [], "picked": [], "warnings": [],
+                             "rejected_summary": None, "lookalike_summary": None}
             for client in (viewer, writer):
                 assert await client.next_notice() == ("people_changed", {"gallery_size": 10})
             again = await writer.call("capture_save", {"name": "Alexandria"})

@@ -277,17 +277,36 @@ def test_token_gives_change_rights_and_a_wrong_one_is_refused(live_server: LiveS
             return (await client.hello())["can_change"]
 
     async def scenario() -> None:
-        assert await can_change(None) is False  # watching needs no token
+        assert await can_change(live_server.view_token) is False  # the view token watches
         assert await can_change(live_server.token) is True
+        # Viewing is closed by default: no token, no connection.
+        anonymous = LiveClient(live_server, token=None)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await anonymous.connect()
+        assert anonymous.refusals == [{"message": "token required"}]
         intruder = LiveClient(live_server, token="not-the-token")
         with pytest.raises(socketio.exceptions.ConnectionError):
             await intruder.connect()
         assert intruder.refusals == [{"message": "invalid token"}]
 
     asyncio.run(scenario())
-    token_file = live_server.data_dir / "token"
-    assert token_file.read_text().strip() == live_server.token
-    assert token_file.stat().st_mode & 0o777 == 0o600
+    for name, token in (("token", live_server.token), ("view_token", live_server.view_token)):
+        token_file = live_server.data_dir / name
+        assert token_file.read_text().strip() == token
+        assert token_file.stat().st_mode & 0o777 == 0o600
+    # Both URLs printed; the access log has lines, never a token.
+    printed = "\n".join(live_server.output)
+    assert "view-only URL" in printed
+    assert "absl::InitializeLog" not in printed and "oneDNN" not in printed  # TF kept quiet
+    assert live_server.get("/api/people?token=" + live_server.token).status_code == 200
+    deadline = time.monotonic() + 10
+    while not any(" GET /api/people 200 " in line for line in live_server.output):
+        assert time.monotonic() < deadline, "no access log line"
+        time.sleep(0.05)
+    start = next(i for i, line in enumerate(live_server.output) if "Access log below" in line)
+    logged = live_server.output[start + 1:]
+    assert all(live_server.token not in line and live_server.view_token not in line
+               for line in logged)
 
 
 # ------------------------------------------------------------------ HTTP

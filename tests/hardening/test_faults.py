@@ -360,7 +360,7 @@ def assert_one_error_line(result: subprocess.CompletedProcess[str], *words: str)
 def assert_no_new_gallery(before: dict[str, bytes | None], after: dict[str, bytes | None]) -> None:
     assert after[FILENAME] == before[FILENAME], "the gallery file changed"
     # The server makes its certificate and token before it opens the gallery; nothing else.
-    assert set(after) - set(before) <= {"tls", "token"}, sorted(after)
+    assert set(after) - set(before) <= {"tls", "token", "view_token"}, sorted(after)
 
 
 def test_serve_refuses_a_read_only_gallery(tmp_path: Path, models_dir: Path) -> None:

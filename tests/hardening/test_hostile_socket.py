@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import requests
+import socketio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tally import TALLY, gallery_digest
@@ -357,3 +358,36 @@ def test_frame_without_argument_is_a_protocol_error(session: Session) -> None:
     stray = session.assert_still_serving("a frame event without argument")
     assert [name for name, _ in stray] == ["error"], stray
     assert "server error" not in stray[0][1]["message"], stray
+
+
+def test_the_view_token_and_no_token_change_nothing(session: Session) -> None:
+    """A viewer (the view token) may watch, never capture or save, whatever it sends; without
+    a token the connection is refused (viewing is closed by default)."""
+    before = session.server.get("/api/people").json()
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        viewer = await connect_when_free(session.server)  # the view token
+        answers = []
+        try:
+            hello = await viewer.hello()
+            assert hello["can_change"] is False and hello["role"] == "viewer"
+            for event, payload in (
+                ("capture_start", {}), ("capture_start", {"count": 10}),
+                ("capture_save", {"name": "Mallory"}),
+                ("capture_save", {"name": "Mallory", "add": True, "force": True}),
+                ("capture_save", None), ("capture_cancel", "x" * 1000),
+            ):
+                TALLY.sent(CHANNEL)
+                answers.append(await viewer.call(event, payload, timeout=30))
+        finally:
+            await viewer.close()
+        anonymous = LiveClient(session.server, token=None)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await anonymous.connect()
+        return answers, anonymous.refusals
+
+    answers, refusals = session.run(scenario())
+    assert [a["ok"] for a in answers] == [False] * 5 + [True], answers  # cancel: a no-op
+    assert all("token" in a["error"] for a in answers[:5]), answers
+    assert refusals == [{"message": "token required"}]
+    assert session.server.get("/api/people").json() == before

@@ -91,6 +91,7 @@ def test_frames_captures_and_identify_uploads_never_reach_the_disk(
 
     with_faces, captured = asyncio.run(stream())
     identify = live.http.post(f"{live.url}/api/identify", verify=False, timeout=120,
+                              headers=live.viewer_headers,
                               files=[("image", ("f.jpg", frames[0], "image/jpeg"))])
     assert identify.status_code == 200, identify.text
     assert identify.json()["faces"], "the identify upload must show a face, or it proves little"

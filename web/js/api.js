@@ -1,5 +1,6 @@
-// The REST API (/api, described by /api/openapi.json). Changes send the token as a Bearer
-// header; every answer is JSON, errors as {error}.
+// The REST API (/api, described by /api/openapi.json). Every call sends the token (the owner's
+// or the view token) as a Bearer header: viewing is closed by default; every answer is JSON,
+// errors as {error} (409s also carry a `reason`).
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -12,15 +13,12 @@ export class ApiError extends Error {
 export class Api {
   constructor(token) {
     this.token = token;
-  }
-
-  get canChange() {
-    return Boolean(this.token);
+    this.canChange = false; // set from the server's hello: the owner's token
   }
 
   async call(method, path, body) {
     const headers = {};
-    if (method !== "GET" && this.token) headers.Authorization = `Bearer ${this.token}`;
+    if (this.token) headers.Authorization = `Bearer ${this.token}`;
     if (body !== undefined && !(body instanceof FormData)) {
       headers["Content-Type"] = "application/json";
       body = JSON.stringify(body);
@@ -39,12 +37,27 @@ export class Api {
     return this.call("GET", "/api/people").then((answer) => answer.people);
   }
 
-  /** files: File[] -> {name, examples_added, rejected: [{file, reason}], picked: [{file, faces,
-   * box, message}], warnings}. */
-  addExamples(name, files) {
+  /**
+   * files: File[] -> {name, examples_added, rejected, rejected_summary, picked: [{file, faces,
+   * box, message}], warnings, lookalike_summary}. add: to the existing person of that name;
+   * force: even unlike faces.
+   */
+  addExamples(name, files, { add = false, force = false } = {}) {
     const form = new FormData();
     for (const file of files) form.append("images", file, file.name);
-    return this.call("POST", `${Api.person(name)}/examples`, form);
+    const query = new URLSearchParams();
+    if (add) query.set("add", "true");
+    if (force) query.set("force", "true");
+    const suffix = query.size ? `?${query}` : "";
+    return this.call("POST", `${Api.person(name)}/examples${suffix}`, form);
+  }
+
+  /** A thumbnail as an object URL (an <img src> could not send the token). */
+  async imageUrl(path) {
+    const headers = this.token ? { Authorization: `Bearer ${this.token}` } : {};
+    const response = await fetch(path, { headers });
+    if (!response.ok) throw new ApiError(response.status, null);
+    return URL.createObjectURL(await response.blob());
   }
 
   rename(name, newName) {

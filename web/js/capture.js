@@ -2,7 +2,10 @@
 // pose each time) and reports its progress; here is the panel that starts it, shows how far it
 // is and what to do, and then asks for the name.
 
+import { withConfirmation } from "./confirm.js";
+
 const COUNT = 10;
+const HINT_START = "Look at the camera and move your head a little.";
 const $ = (id) => document.getElementById(id);
 
 export class CaptureView {
@@ -38,6 +41,7 @@ export class CaptureView {
     $("capture-form").hidden = true;
     $("capture-name").value = name;
     $("capture").disabled = true;
+    document.body.classList.add("capturing");
     this.show({ collected: 0, target: answer.target, done: false, hint: null });
     $("capture-panel").scrollIntoView({ block: "nearest" });
   }
@@ -48,8 +52,9 @@ export class CaptureView {
     $("capture-bar").max = progress.target;
     $("capture-bar").value = progress.collected;
     $("capture-count").textContent = `${progress.collected} / ${progress.target}`;
+    const good = progress.collected > 0 ? "Good: keep moving your head a little." : HINT_START;
     $("capture-hint").textContent = progress.hint
-      || (progress.done ? "Done: now give the name." : "Good: keep moving your head a little.");
+      || (progress.done ? "Done: now give the name." : good);
     $("capture-panel").dataset.hint = progress.hint ? "bad" : "good";
     if (progress.done && $("capture-form").hidden) {
       $("capture-form").hidden = false;
@@ -58,9 +63,26 @@ export class CaptureView {
   }
 
   async save(name) {
+    if (!name.trim()) {
+      $("capture-hint").textContent = "Give the person's name first.";
+      $("capture-panel").dataset.hint = "bad";
+      $("capture-name").focus();
+      return;
+    }
     $("capture-save").disabled = true;
-    const answer = await this.live.request("capture_save", { name });
+    // An existing name, or faces unlike that person's: the server refuses with a reason and
+    // keeps the frames; asked, the user confirms (or not) and the same frames are saved.
+    const answer = await withConfirmation(
+      (flags) => this.live.request("capture_save", { name, ...flags }),
+      (reply) => (reply && !reply.ok && reply.reason ? reply : null),
+    );
     $("capture-save").disabled = false;
+    if (answer === null) {
+      $("capture-hint").textContent = "Not saved: choose another name, or Cancel.";
+      $("capture-panel").dataset.hint = "bad";
+      $("capture-name").select();
+      return;
+    }
     if (!answer.ok) {
       // Kept on the server: correct the name and save again.
       $("capture-hint").textContent = answer.error;
@@ -80,5 +102,6 @@ export class CaptureView {
     this.active = false;
     $("capture-panel").hidden = true;
     $("capture").disabled = false;
+    document.body.classList.remove("capturing");
   }
 }

@@ -8,7 +8,7 @@ import { Api } from "./api.js";
 import { Camera } from "./camera.js";
 import { CaptureView } from "./capture.js";
 import { clearFaces, drawFaces, listLabels } from "./overlay.js";
-import { describeEnrolment, PeopleView } from "./people.js";
+import { describeEnrolment, PeopleView, showOutcome } from "./people.js";
 import { connectLive, takeToken } from "./socket.js";
 import { PhotosView } from "./upload.js";
 
@@ -47,9 +47,22 @@ const stats = {
   },
 };
 
-function say(text) {
-  $("message").textContent = text || "";
-  $("message").hidden = !text;
+/** The message line: a string, or {text, details} (details folded under the line). */
+function say(outcome) {
+  showOutcome($("message"), outcome || "");
+}
+
+const MIRROR_KEY = "facelive.mirror"; // "on" / "off" on this device; unset: front cameras only
+
+function mirrored() {
+  const chosen = localStorage.getItem(MIRROR_KEY);
+  return chosen ? chosen === "on" : camera.mirrored;
+}
+
+function applyMirror() {
+  video.classList.toggle("mirrored", mirrored());
+  $("mirror").checked = mirrored();
+  if (shown.frame) drawFaces(overlay, video, shown.faces, shown.frame, mirrored());
 }
 
 const token = takeToken();
@@ -58,21 +71,43 @@ let server = null; // the `hello` info: version, embedder, limits, can_change
 
 function showDetails(gallerySize) {
   if (!server) return;
-  const role = server.can_change ? "" : " · view only (open the link with the token to edit)";
+  const plural = gallerySize === 1 ? "example" : "examples";
   $("details").textContent = `FaceLive ${server.version} · embedder ${server.embedder} · `
-    + `${gallerySize} examples in gallery${role}`;
+    + `${gallerySize} ${plural} in gallery`;
+}
+
+/** Which mode the page is in, and what this visitor can do. */
+function showMode(info) {
+  const mode = $("mode");
+  if (!info) {
+    mode.dataset.mode = "closed";
+    mode.textContent = "This server is closed to visitors without a link: open the URL the "
+      + "server printed (the owner's, or a view-only one).";
+  } else if (info.can_change) {
+    mode.dataset.mode = "owner";
+    mode.textContent = info.open_viewing
+      ? "Owner: you can add, rename and delete people. Viewing is open to anyone on the network."
+      : "Owner: you can add, rename and delete people. Others need the view-only URL to watch.";
+  } else {
+    mode.dataset.mode = "viewer";
+    mode.textContent = "View only: you can watch the live view, see who is known and identify "
+      + "photos; adding, renaming or deleting people needs the owner's link.";
+  }
+  mode.hidden = false;
 }
 
 const live = connectLive(token, {
   onStatus(state, text) {
     $("connection").dataset.state = state;
     $("connection").textContent = text;
+    if (text.includes("token required")) showMode(null);
     if (state === "connected") pump();
     else finish();
   },
   onHello(info) {
     server = info;
-    if (!info.can_change) api.token = ""; // refused or absent: the page is view-only
+    api.canChange = Boolean(info.can_change);
+    showMode(info);
     for (const element of document.querySelectorAll("[data-needs-token]")) {
       element.hidden = !info.can_change;
     }
@@ -84,8 +119,10 @@ const live = connectLive(token, {
     stats.add(performance.now() - inFlight.started, reply.ms.total);
     $("stats").textContent = stats.text();
     shown = { faces: reply.faces, frame: inFlight.frame };
-    drawFaces(overlay, video, shown.faces, shown.frame, camera.mirrored);
+    drawFaces(overlay, video, shown.faces, shown.frame, mirrored());
     listLabels($("face-labels"), shown.faces);
+    // Labels on the video may be cut short: the full names on hover (and on tap, below).
+    $("stage").title = shown.faces.map((face) => face.name).join(", ");
     finish();
   },
   onError(error) {
@@ -176,7 +213,7 @@ async function startCamera(facing) {
   }
   running = true;
   $("start").textContent = "Stop camera";
-  video.classList.toggle("mirrored", camera.mirrored);
+  applyMirror();
   $("switch").hidden = !(await camera.hasSeveralCameras());
   pump();
 }
@@ -199,8 +236,17 @@ $("switch").addEventListener("click", () => {
 });
 video.addEventListener("loadeddata", pump);
 window.addEventListener("resize", () => {
-  if (shown.frame) drawFaces(overlay, video, shown.faces, shown.frame, camera.mirrored);
+  if (shown.frame) drawFaces(overlay, video, shown.faces, shown.frame, mirrored());
   else clearFaces(overlay);
 });
+
+$("mirror").addEventListener("change", () => {
+  localStorage.setItem(MIRROR_KEY, $("mirror").checked ? "on" : "off");
+  applyMirror();
+});
+$("stage").addEventListener("click", () => {
+  if (shown.faces.length) say(`In view: ${shown.faces.map((face) => face.name).join(", ")}`);
+});
+applyMirror();
 
 startCamera();

@@ -41,11 +41,20 @@ function label(face) {
   return `${face.name} ${Math.round(face.confidence * 100)}%`;
 }
 
+/** `text`, cut short with an ellipsis to fit `width` pixels (the full name is on hover/tap). */
+export function fitText(ctx, text, width) {
+  if (ctx.measureText(text).width <= width) return text;
+  let chars = [...text];
+  while (chars.length > 1 && ctx.measureText(`${chars.join("")}…`).width > width) chars.pop();
+  chars = chars.join("").trimEnd();
+  return `${chars}…`;
+}
+
 /**
  * One face: box, landmarks and a label. toX/toY map frame pixels to canvas pixels, k is the
  * scale; `size` the label's font size in canvas pixels.
  */
-function paintFace(ctx, face, toX, toY, k, size) {
+function paintFace(ctx, face, toX, toY, k, size, canvasW) {
   const [x, y, w, h] = face.box;
   const x1 = Math.min(toX(x), toX(x + w));
   const y1 = toY(y);
@@ -65,14 +74,16 @@ function paintFace(ctx, face, toX, toY, k, size) {
     ctx.fill();
   }
 
-  const text = label(face);
   const pad = size * 0.3;
   const boxH = size * 1.45;
+  // A long name stops at the picture's right edge instead of running past it.
+  const left = Math.max(0, x1 - 1);
+  const text = fitText(ctx, label(face), Math.max(size, canvasW - left - 2 * pad));
   const textW = ctx.measureText(text).width + 2 * pad;
   const textY = y1 >= boxH ? y1 : y1 + height + boxH; // below the box when there is no room
-  ctx.fillRect(x1 - 1, textY - boxH, textW, boxH);
+  ctx.fillRect(left, textY - boxH, textW, boxH);
   ctx.fillStyle = "#111";
-  ctx.fillText(text, x1 + pad, textY - pad);
+  ctx.fillText(text, left + pad, textY - pad);
 }
 
 function setFont(ctx, size, lineWidth) {
@@ -100,7 +111,7 @@ export function drawFaces(canvas, video, faces, frame, mirrored) {
   const toX = (x) => left + (mirrored ? picW - x * k : x * k);
   const toY = (y) => top + y * k;
   setFont(ctx, 14, 2);
-  for (const face of faces) paintFace(ctx, face, toX, toY, k, 14);
+  for (const face of faces) paintFace(ctx, face, toX, toY, k, 14, boxW);
 }
 
 /** A photo with its faces drawn on, at the photo's own resolution (CSS scales it down). */
@@ -112,7 +123,7 @@ export function drawOnImage(canvas, image, faces) {
   // Lines and text sized to the photo, so they read the same once it is scaled to fit.
   const size = Math.max(12, Math.round(canvas.width / 40));
   setFont(ctx, size, Math.max(2, canvas.width / 300));
-  for (const face of faces) paintFace(ctx, face, (x) => x, (y) => y, 1, size);
+  for (const face of faces) paintFace(ctx, face, (x) => x, (y) => y, 1, size, canvas.width);
 }
 
 /** The faces' names as list items, left to right; the DOM is touched only on a change. */

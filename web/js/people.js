@@ -2,20 +2,50 @@
 // delete, add examples (photos or camera), clear all. Changes go through the REST API; the
 // list reloads on the server's `people_changed`, whoever made the change.
 
+import { withConfirmation } from "./confirm.js";
+
 const $ = (id) => document.getElementById(id);
 
-/** "Added 3 examples of Anna; 1 rejected: x.jpg: no face found" */
+/**
+ * An enrolment's outcome: {text, details}. text: one line ("Added 3 examples of Anna. 2 of 5
+ * images not used: no face found. All 3 faces look like Bo (closest distance 0.091)."),
+ * details: one line per image, shown on demand.
+ */
 export function describeEnrolment(result) {
   const plural = result.examples_added === 1 ? "example" : "examples";
-  let text = `Added ${result.examples_added} ${plural} of ${result.name}.`;
-  if (result.rejected?.length) {
-    text += ` Not used: ${result.rejected.map((r) => `${r.file} (${r.reason})`).join("; ")}.`;
+  const parts = [`Added ${result.examples_added} ${plural} of ${result.name}.`];
+  if (result.rejected_summary) parts.push(result.rejected_summary);
+  if (result.lookalike_summary) parts.push(result.lookalike_summary);
+  const picked = result.picked ?? [];
+  if (picked.length) {
+    parts.push(`${picked.length} of the photos showed several faces: the largest was taken.`);
   }
-  if (result.picked?.length) {
-    text += ` In ${result.picked.map((p) => `${p.file}: ${p.message}`).join("; ")}.`;
+  const details = [
+    ...(result.rejected ?? []).map((r) => `${r.file}: ${r.reason}`),
+    ...picked.map((p) => `${p.file}: ${p.message}`),
+    ...(result.warnings ?? []),
+  ];
+  return { text: parts.join(" "), details };
+}
+
+/** Show {text, details} in `element`: the line, and the details folded under it. */
+export function showOutcome(element, outcome) {
+  const { text, details = [] } = typeof outcome === "string" ? { text: outcome } : outcome;
+  element.replaceChildren(document.createTextNode(text));
+  if (details.length) {
+    const fold = document.createElement("details");
+    const summary = document.createElement("summary");
+    summary.textContent = "Details";
+    const list = document.createElement("ul");
+    list.replaceChildren(...details.map((line) => {
+      const item = document.createElement("li");
+      item.textContent = line;
+      return item;
+    }));
+    fold.append(summary, list);
+    element.append(" ", fold);
   }
-  if (result.warnings?.length) text += ` Note: ${result.warnings.join("; ")}.`;
-  return text;
+  element.hidden = !text;
 }
 
 function button(text, onClick, className = "") {
@@ -70,6 +100,9 @@ export class PeopleView {
     $("people-empty").hidden = people.length > 0;
     $("people-clear").hidden = !this.api.canChange || people.length === 0;
     $("people-names").replaceChildren(...people.map((p) => new Option(p.name)));
+    // A reload (a people_changed from an earlier change) must not wipe a rename being typed.
+    if (this.renaming && people.some((p) => p.name === this.renaming)) return;
+    this.renaming = null;
     $("people").replaceChildren(...people.map((p) => this.row(p)));
   }
 
@@ -80,7 +113,12 @@ export class PeopleView {
     const thumb = document.createElement("img");
     thumb.alt = "";
     thumb.loading = "lazy";
-    if (person.thumbnail) thumb.src = person.thumbnail;
+    if (person.thumbnail) {
+      this.api.imageUrl(person.thumbnail).then((url) => {
+        thumb.onload = () => URL.revokeObjectURL(url);
+        thumb.src = url;
+      }).catch(() => {});
+    }
     const name = document.createElement("span");
     name.className = "person-name";
     name.textContent = person.name;
@@ -111,17 +149,26 @@ export class PeopleView {
     const input = document.createElement("input");
     input.value = person.name;
     input.maxLength = 100;
-    input.required = true;
+    form.noValidate = true; // an empty name is answered in the message line, not a tooltip
     input.setAttribute("aria-label", `New name for ${person.name}`);
     const save = document.createElement("button");
     save.type = "submit";
     save.textContent = "Save";
     save.className = "primary";
-    form.append(input, save, button("Cancel", () => this.render(this.people)));
+    form.append(input, save, button("Cancel", () => {
+      this.renaming = null;
+      this.render(this.people);
+    }));
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
+      if (!input.value.trim()) {
+        this.say("Rename: the new name cannot be empty.");
+        input.focus();
+        return;
+      }
       try {
         const answer = await this.api.rename(person.name, input.value);
+        this.renaming = null;
         this.say(`Renamed ${answer.previous} to ${answer.name}.`);
         await this.refresh();
       } catch (err) {
@@ -129,6 +176,7 @@ export class PeopleView {
         input.focus();
       }
     });
+    this.renaming = person.name;
     item.querySelector(".person-text").replaceWith(form);
     item.querySelector(".person-actions")?.remove();
     input.select();
@@ -143,9 +191,16 @@ export class PeopleView {
   async addPhotos() {
     const files = [...$("people-files").files];
     if (!files.length || !this.filesFor) return;
-    this.say(`Adding ${files.length} photo(s) to ${this.filesFor}…`);
+    const name = this.filesFor;
+    this.say(`Adding ${files.length} photo${files.length === 1 ? "" : "s"} to ${name}…`);
     try {
-      this.say(describeEnrolment(await this.api.addExamples(this.filesFor, files)));
+      // The row's own button: adding to this person is what was asked (add=true); faces that
+      // do not look like them are still asked about.
+      const answer = await withConfirmation(
+        (flags) => this.api.addExamples(name, files, { ...flags, add: true }),
+        (err) => (err?.status === 409 ? err.body : null),
+      );
+      this.say(answer ? describeEnrolment(answer) : "Nothing added.");
     } catch (err) {
       this.say(`Add photos: ${err.message}`);
     }

@@ -1,7 +1,8 @@
 // The Photos view: add people from image files, and identify the faces of a photo, shown with
 // its boxes and names drawn on.
 import { drawOnImage, listLabels } from "./overlay.js";
-import { describeEnrolment } from "./people.js";
+import { withConfirmation } from "./confirm.js";
+import { describeEnrolment, showOutcome } from "./people.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -65,8 +66,8 @@ export class PhotosView {
     });
   }
 
-  result(text) {
-    $("photos-result").textContent = text;
+  result(outcome) {
+    showOutcome($("photos-result"), outcome);
   }
 
   async enroll() {
@@ -74,19 +75,35 @@ export class PhotosView {
     const typed = $("enroll-name").value.trim();
     if (!files.length) return;
     const lines = [];
+    const details = [];
     for (const [name, group] of groupByName(files, typed)) {
       // The server takes a limited number of files per request: send big groups in parts.
+      let confirmed = {};
       for (let i = 0; i < group.length; i += this.maxFiles()) {
         const part = group.slice(i, i + this.maxFiles());
         this.result(`Adding ${name}…`);
         try {
-          lines.push(describeEnrolment(await this.api.addExamples(name, part)));
+          const answer = await withConfirmation(
+            (flags) => {
+              confirmed = { add: flags.add || confirmed.add, force: flags.force || confirmed.force };
+              return this.api.addExamples(name, part, confirmed);
+            },
+            (err) => (err?.status === 409 ? err.body : null),
+          );
+          if (!answer) {
+            lines.push(`${name}: nothing added.`);
+            break;
+          }
+          const outcome = describeEnrolment(answer);
+          lines.push(outcome.text);
+          details.push(...outcome.details);
+          confirmed = { ...confirmed, add: true }; // the next parts go to the same person
         } catch (err) {
           lines.push(`${name}: ${err.message}`);
         }
       }
     }
-    this.result(lines.join(" "));
+    this.result({ text: lines.join(" "), details });
     $("enroll-form").reset();
     this.onChanged();
   }

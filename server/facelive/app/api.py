@@ -1,8 +1,10 @@
 """The REST blueprint under /api: JSON in and out, described by /api/openapi.json.
 
-Reading is open; every change needs `Authorization: Bearer TOKEN` (401 without, 403 with a
-wrong one), checked before the body is read, so a refused request changes nothing and costs
-nothing. Gallery work goes through `state.people`, which runs it on the inference thread.
+Reading needs a token too (the owner's or the view token; FACELIVE_OPEN_VIEWING=1 opens it),
+and every change the owner's: `Authorization: Bearer TOKEN` (401 without, 403 with a wrong one
+or the view token), checked before the body is read, so a refused request changes nothing and
+costs nothing. /api/health and /api/openapi.json stay open: they name nobody. Gallery work
+goes through `state.people`, which runs it on the inference thread.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from facelive import __version__
-from facelive.app.auth import bearer_token, token_matches
+from facelive.app.auth import OWNER, VIEWER, bearer_token, role_of
 from facelive.app.live_recognizer import describe
 from facelive.app.openapi import openapi_document
 from facelive.app.people import Refusal
@@ -36,13 +38,45 @@ def changes_gallery(view: Callable[..., Any]) -> Callable[..., Any]:
         if given is None:
             raise Refusal(401, "this change needs the access token: "
                                "send `Authorization: Bearer TOKEN`")
-        if not token_matches(given, state.token):
+        role = role_of(given, state.token, state.view_token)
+        if role == VIEWER:
+            raise Refusal(403, "the view token can only view: changes need the owner's token")
+        if role != OWNER:
             raise Refusal(403, "wrong access token")
         result = view(*args, **kwargs)
         state.people_changed()
         return result
 
     return guarded
+
+
+def views_gallery(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Reading names or faces: the owner's token or the view token, unless viewing is open."""
+
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        state = state_of()
+        if not state.open_viewing:
+            given = bearer_token(request.headers.get("Authorization"))
+            if given is None:
+                raise Refusal(401, "viewing needs a token: send `Authorization: Bearer TOKEN` "
+                                   "with the owner's token or the view token")
+            if role_of(given, state.token, state.view_token) is None:
+                raise Refusal(403, "wrong access token")
+        return view(*args, **kwargs)
+
+    return guarded
+
+
+def _flag(name: str) -> bool:
+    """A yes/no request parameter, from the query string or a form field; absent is no."""
+    raw = request.args.get(name, request.form.get(name, ""))
+    value = raw.strip().lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        return True
+    raise Refusal(400, f"{name} must be true or false, got {raw[:40]!r}")
 
 
 @api.errorhandler(FaceLiveError)
@@ -85,11 +119,13 @@ def openapi() -> Response:
 
 
 @api.get("/people")
+@views_gallery
 def people() -> Response:
     return jsonify({"people": state_of().people.everyone()})
 
 
 @api.get("/people/<name>/thumbnail")
+@views_gallery
 def thumbnail(name: str) -> Response:
     response = Response(state_of().people.thumbnail(name), mimetype="image/jpeg")
     # The URL carries ?v=<example id>; still, a rename or delete may reuse the path.
@@ -98,6 +134,7 @@ def thumbnail(name: str) -> Response:
 
 
 @api.post("/identify")
+@views_gallery
 def identify() -> Response:
     state = state_of()
     upload = read_files(request, "image", state.limits, max_files=1)[0]
@@ -110,7 +147,8 @@ def identify() -> Response:
 def add_examples(name: str) -> Response:
     state = state_of()
     uploads = read_files(request, "images", state.limits, max_files=state.limits.max_files)
-    return jsonify(state.people.enroll(name, uploads, source="upload"))
+    return jsonify(state.people.enroll(name, uploads, source="upload",
+                                       add=_flag("add"), force=_flag("force")))
 
 
 @api.patch("/people/<name>")

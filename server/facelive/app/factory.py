@@ -8,8 +8,9 @@ from typing import Any
 from flask import Flask
 from flask_socketio import SocketIO
 
+from facelive.app.access_log import access_log
 from facelive.app.api import api, json_http_errors
-from facelive.app.auth import resolve_token
+from facelive.app.auth import resolve_token, resolve_view_token
 from facelive.app.live import capture_observer, register_live_events
 from facelive.app.live_recognizer import load_recognizer
 from facelive.app.people import People
@@ -68,6 +69,7 @@ def create_app(settings: Settings, recognizer: Any | None = None) -> tuple[Flask
     state = LiveState(
         settings=settings,
         token=resolve_token(settings),
+        view_token=resolve_view_token(settings),
         worker=worker,
         people=People(recognizer, on_inference_thread, settings.max_image_pixels,
                       settings.max_image_bytes),
@@ -80,4 +82,6 @@ def create_app(settings: Settings, recognizer: Any | None = None) -> tuple[Flask
     json_http_errors(app)
     app.register_blueprint(web_blueprint(settings.web_dir))
     register_live_events(socketio, state)
+    if settings.access_log:
+        app.wsgi_app = access_log(app.wsgi_app)  # type: ignore[method-assign]
     return app, socketio

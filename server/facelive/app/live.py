@@ -18,7 +18,7 @@ from flask_socketio import ConnectionRefusedError as RefuseConnection
 from flask_socketio import SocketIO, emit
 
 from facelive import __version__
-from facelive.app.auth import token_matches
+from facelive.app.auth import OWNER, role_of
 from facelive.app.capture import DEFAULT_TARGET, MAX_TARGET, CaptureSession
 from facelive.app.live_recognizer import describe
 from facelive.app.people import Upload
@@ -54,28 +54,35 @@ def register_live_events(socketio: SocketIO, state: LiveState) -> None:
 
     @socketio.on("connect")
     def on_connect(auth: Any = None) -> None:
-        # No token: a viewer (the live view is open). A wrong token is refused outright, so a
-        # page with a stale token says so instead of silently losing its rights.
+        # The owner's token: may change things; the view token (or none, where viewing is
+        # open): a viewer. A wrong token is refused outright, so a page with a stale token says
+        # so instead of silently losing its rights; no token is refused where viewing is closed.
         given = auth.get("token") if isinstance(auth, dict) else None
-        if given and not token_matches(given, state.token):
+        role = role_of(given, state.token, state.view_token) if given else None
+        if given and role is None:
             raise RefuseConnection("invalid token")
+        if role is None and not state.open_viewing:
+            raise RefuseConnection("token required")
+        owner = role == OWNER
         # Checked and counted with no yield in between: green threads cannot both take the
         # last place. A refused connection was never counted, so it holds no place. The
         # token holder is always let in (and counted): a crowd of viewers must not lock the
         # owner out of their own server.
         connected = len(state.clients)
-        if connected >= settings.max_clients and not given:
+        if connected >= settings.max_clients and not owner:
             raise RefuseConnection(
                 f"server busy: {connected} client{'s' if connected != 1 else ''} connected, "
                 f"the limit is {settings.max_clients}; try again later"
             )
         state.clients.add(request.sid)
-        if given:
+        if owner:
             state.writers.add(request.sid)
         emit("hello", {
             "version": __version__,
             **describe(state.worker.recognizer),
-            "can_change": bool(given),
+            "can_change": owner,
+            "role": "owner" if owner else "viewer",
+            "open_viewing": state.open_viewing,
             "max_frame_bytes": settings.max_frame_bytes,
             "max_frame_pixels": settings.max_frame_pixels,
             # The page paces itself by this (0: no limit); a frame sent faster is answered
@@ -122,8 +129,10 @@ def register_live_events(socketio: SocketIO, state: LiveState) -> None:
 
     @socketio.on("capture_save")
     def on_capture_save(message: Any = None) -> dict[str, Any]:
-        """{name} -> {ok, name, examples_added, rejected, warnings}: enrol what was taken.
-        On a refusal (a bad name, say) the frames are kept, so the name can be corrected."""
+        """{name, add?, force?} -> {ok, name, examples_added, rejected, warnings, ...}: enrol
+        what was taken. On a refusal (a bad name, an existing name without add, faces unlike
+        that person's without force: {ok: false, error, reason}) the frames are kept, so the
+        name can be corrected or the choice confirmed."""
         sid = request.sid
         if sid not in state.writers:
             return _failed("adding people needs the access token (open the link with it)")
@@ -133,6 +142,8 @@ def register_live_events(socketio: SocketIO, state: LiveState) -> None:
         name = message.get("name") if isinstance(message, dict) else None
         if not isinstance(name, str):
             return _failed("send the person's name: {name}")
+        add = message.get("add") is True
+        force = message.get("force") is True
         if session.saving:
             # enroll() yields to the event loop; a second Save (a retry after the page's
             # timeout, say) must not store the same frames again.
@@ -140,7 +151,7 @@ def register_live_events(socketio: SocketIO, state: LiveState) -> None:
         uploads = [Upload(f"capture {i + 1}", data) for i, data in enumerate(session.images)]
         session.saving = True
         try:
-            result = state.people.enroll(name, uploads, source="webcam")
+            result = state.people.enroll(name, uploads, source="webcam", add=add, force=force)
         except FaceLiveError as refusal:
             return {"ok": False, **refusal.to_json()}
         finally:

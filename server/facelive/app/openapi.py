@@ -74,7 +74,10 @@ SCHEMAS: dict[str, Any] = {
         "name": {"type": "string", "description": "the person, or \"unknown\""},
         "distance": {"type": ["number", "null"],
                      "description": "to the nearest example (unit embeddings, 0..2)"},
-        "confidence": {"type": ["number", "null"], "description": "0..1"}}},
+        "confidence": {"type": ["number", "null"],
+                       "description": "0..1: the estimated probability that the name is "
+                                      "right (calibrated on LFW; see the README); null for "
+                                      "unknown"}}},
     "Identified": {"type": "object", "properties": {
         "width": {"type": "integer"}, "height": {"type": "integer"},
         "faces": {"type": "array", "items": _ref("Face")}}},
@@ -90,8 +93,13 @@ SCHEMAS: dict[str, Any] = {
         "rejected": {"type": "array", "items": _ref("Rejected")},
         "picked": {"type": "array", "items": _ref("Picked"),
                    "description": "photos with several faces: the dominant one taken"},
+        "rejected_summary": {"type": ["string", "null"],
+                             "description": "`rejected` in one line: how many, why"},
         "warnings": {"type": "array", "items": {"type": "string"},
-                     "description": "accepted faces that look like someone else"}}},
+                     "description": "accepted faces that look like someone else"},
+        "lookalike_summary": {"type": ["string", "null"],
+                              "description": "`warnings` in one line: how many, who, the "
+                                             "closest distance"}}},
     "Rename": {"type": "object", "required": ["name"],
                "properties": {"name": {"type": "string", "description": "the new name"}}},
     "Renamed": {"type": "object", "properties": {
@@ -104,14 +112,22 @@ SCHEMAS: dict[str, Any] = {
 
 def openapi_document(version: str, limits: UploadLimits) -> dict[str, Any]:
     change = [{"bearer": []}]
+    view = [{"bearer": []}]  # the owner's token or the view token (unless viewing is open)
+    flags = [
+        {"name": "add", "in": "query", "schema": {"type": "boolean"},
+         "description": "true: add to the person of that name if they exist (else 409)"},
+        {"name": "force", "in": "query", "schema": {"type": "boolean"},
+         "description": "true: add even faces that do not look like that person's"},
+    ]
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "FaceLive", "version": version,
             "description": (
-                "Gallery and recognition API of a FaceLive server. Reading is open; every "
-                "change needs `Authorization: Bearer TOKEN` (the token in the URL the server "
-                f"prints). Uploads: at most {limits.max_files} files and "
+                "Gallery and recognition API of a FaceLive server. Reading names or faces "
+                "needs `Authorization: Bearer TOKEN` with the owner's token or the view token "
+                "(unless the server opens viewing); every change needs the owner's (the tokens "
+                "are in the URLs the server prints). Uploads: at most {limits.max_files} files and "
                 f"{limits.max_request_bytes} bytes per request, {limits.max_file_bytes} bytes "
                 "per file. Errors are JSON {error}."
             ),
@@ -128,8 +144,8 @@ def openapi_document(version: str, limits: UploadLimits) -> dict[str, Any]:
                 "summary": "This document",
                 "responses": {"200": {"description": "OpenAPI 3.1 JSON"}}}},
             "/api/people": {
-                "get": {"summary": "Everyone in the gallery, sorted by name",
-                        "responses": {"200": _json("People", "The people.")}},
+                "get": {"summary": "Everyone in the gallery, sorted by name", "security": view,
+                        "responses": {"200": _json("People", "The people."), **REFUSED}},
                 "delete": {"summary": "Delete everyone (clear the gallery)", "security": change,
                            "responses": {"200": _json("Cleared", "Cleared."), **REFUSED}},
             },
@@ -152,7 +168,8 @@ def openapi_document(version: str, limits: UploadLimits) -> dict[str, Any]:
             },
             "/api/people/{name}/thumbnail": {"get": {
                 "summary": "A face crop of the person (JPEG)", "parameters": [NAME_PARAM],
-                "responses": {
+                "security": view,
+                "responses": {**REFUSED,
                     "200": {"description": "JPEG", "content": {"image/jpeg": {}}},
                     "404": _error("No such person, or no examples."),
                 }}},
@@ -162,21 +179,24 @@ def openapi_document(version: str, limits: UploadLimits) -> dict[str, Any]:
                                "(listed in `picked`), not cut by the edge, big, sharp and "
                                "frontal enough; the others are listed in `rejected` with "
                                "the reason.",
-                "parameters": [NAME_PARAM], "security": change,
+                "parameters": [NAME_PARAM, *flags], "security": change,
                 "requestBody": _multipart("images", True, "One or more image files."),
                 "responses": {
                     "200": _json("Enrolled", "At least one example added."),
+                    "409": _error("`reason` \"exists\": the name is someone's already (send "
+                                  "add=true); \"unlike\": the faces do not look like that "
+                                  "person's (send force=true); nothing stored."),
                     "400": _error("Bad name, or no usable face in any image (with "
                                   "`rejected`); nothing stored."),
                     **REFUSED, **TOO_LARGE,
                 }}},
             "/api/identify": {"post": {
-                "summary": "Find and name the faces of one image",
+                "summary": "Find and name the faces of one image", "security": view,
                 "requestBody": _multipart("image", False, "One image file."),
                 "responses": {
                     "200": _json("Identified", "The faces, in image pixels."),
                     "400": _error("Not an image we can decode."),
-                    **TOO_LARGE,
+                    **REFUSED, **TOO_LARGE,
                 }}},
         },
     }

@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from facelive.app.summary import lookalike_summary, rejected_summary
 from facelive.errors import FaceLiveError, kind_of_status
+from facelive.recognition.gallery import PersonNotFound
+from facelive.recognition.same_person import UnlikeFaces, check_same_person
 from facelive.vision.image import decode_image
 
 Run = Callable[..., Any]
@@ -95,25 +98,57 @@ class People:
         return self._call(recognize)
 
     # ------------------------------------------------------------ changes
-    def enroll(self, name: str, uploads: Sequence[Upload], source: str) -> dict[str, Any]:
+    def enroll(
+        self, name: str, uploads: Sequence[Upload], source: str,
+        add: bool = False, force: bool = False,
+    ) -> dict[str, Any]:
         """Add example images of `name` (created if new): {name, examples_added, rejected:
         [{file, reason}], picked: [{file, faces, box, message}] (photos with several faces:
-        the one taken), warnings}. Refusal 400, and nothing stored, when no image shows one
-        usable face."""
-        report = self._call(
-            self.recognizer.enroll, name, [u.data for u in uploads], source
-        )
+        the one taken), rejected_summary, warnings, lookalike_summary}. Refusal 400, and
+        nothing stored, when no image shows one usable face.
+
+        An existing name is refused 409 (reason "exists") unless `add`: a second person must
+        not join the first by a typing slip. With `add`, faces unlike that person's examples
+        are refused 409 (reason "unlike") unless `force`."""
+        if not add:
+            existing = self._call(self._existing, name)
+            if existing is not None:
+                examples = f"{existing.examples} example{'s' if existing.examples != 1 else ''}"
+                raise Refusal(
+                    409, f"{existing.name} is already in the gallery ({examples}): add these "
+                         "faces to that person (add=true) or choose another name",
+                    reason="exists", name=existing.name, examples=existing.examples)
+        check = None if force else check_same_person(
+            self.recognizer.gallery, self.recognizer.embedder_name, self.recognizer.threshold)
+        try:
+            report = self._call(
+                self.recognizer.enroll, name, [u.data for u in uploads], source, check
+            )
+        except UnlikeFaces as exc:
+            raise Refusal(409, str(exc), reason="unlike", name=exc.name, unlike=exc.unlike,
+                          faces=exc.total, closest_distance=round(exc.closest, 4),
+                          threshold=round(exc.threshold, 4)) from None
         rejected = [{"file": uploads[s.index].filename, "reason": s.reason}
                     for s in report.skipped]
+        not_used = rejected_summary(rejected, len(uploads))
         if not report.example_ids:
-            reasons = "; ".join(f"{r['file']}: {r['reason']}" for r in rejected)
-            raise Refusal(400, f"no example added ({reasons})", name=report.name,
-                          examples_added=0, rejected=rejected)
+            raise Refusal(400, f"no example added: {not_used}", name=report.name,
+                          examples_added=0, rejected=rejected, rejected_summary=not_used)
         picked = [{"file": uploads[p.index].filename, "faces": p.faces,
                    "box": [round(v, 1) for v in p.box], "message": p.message}
                   for p in report.picked]
         return {"name": report.name, "examples_added": len(report.example_ids),
-                "rejected": rejected, "picked": picked, "warnings": report.warnings}
+                "rejected": rejected, "rejected_summary": not_used, "picked": picked,
+                "warnings": report.warnings,
+                "lookalike_summary": lookalike_summary(
+                    getattr(report, "lookalikes", []), len(report.example_ids))}
+
+    def _existing(self, name: str) -> Any:
+        """The stored person of that name (any case), or None."""
+        try:
+            return self.recognizer.gallery.person(name)
+        except PersonNotFound:
+            return None
 
     def rename(self, old: str, new: Any) -> dict[str, Any]:
         """{name: as stored, previous}. 404 nobody, 409 someone else's name, 400 bad name."""

@@ -50,6 +50,16 @@ def _patch_eventlet() -> None:
     tpool.set_num_threads(1)
 
 
+def viewing_line(settings: Settings, view_token: str, host: str, port: int) -> list[str]:
+    """The banner's lines on who may view: the view link, or that viewing is open."""
+    if settings.open_viewing:
+        return ["Viewing is open (FACELIVE_OPEN_VIEWING=1): anyone who can reach this server "
+                "sees the live view and the people list; changes need the link above."]
+    urls = page_urls(host, port, view_token)
+    return ["To let someone watch without changing anything, share a view-only URL:",
+            f"    {urls[0]}", *(f" or {url}" for url in urls[1:])]
+
+
 def page_urls(host: str, port: int, token: str) -> list[str]:
     """Ready-to-open URLs, the token included: every name and LAN address of this machine when
     listening on all interfaces, loopback last."""
@@ -133,12 +143,13 @@ def serve(
 def _start(
     settings: Settings, recognizer: Callable[..., Any] | None, listener: Any, out: TextIO
 ) -> None:
-    from facelive.app.auth import resolve_token
+    from facelive.app.auth import resolve_token, resolve_view_token
     from facelive.app.live_recognizer import load_recognizer
     from facelive.app.tls import ensure_self_signed
 
     port = listener.getsockname()[1]
-    settings = settings.replace(token=resolve_token(settings))
+    settings = settings.replace(token=resolve_token(settings),
+                                view_token=resolve_view_token(settings))
     if settings.certfile is not None and settings.keyfile is not None:
         certfile, keyfile, made = settings.certfile, settings.keyfile, False
     else:
@@ -148,6 +159,11 @@ def _start(
     if recognizer is not None:
         _run(settings, recognizer, listener, context, port, certfile, made, out)
         return
+    from facelive.models.store import mtcnn_paths
+    from facelive.tf_quiet import import_tensorflow
+
+    mtcnn_paths(settings.models_dir)  # the commonest failure, in one line and at once
+    import_tensorflow(show_notices=settings.tf_log)
     # A corrupt or read-only gallery file raises GalleryError: one line at the CLI's boundary.
     loaded = load_recognizer(settings)
     try:
@@ -193,7 +209,14 @@ def _run(
     lines.append("To open the live page, copy and paste one of these URLs:")
     urls = page_urls(settings.host, port, settings.token or "")
     lines += [f"    {urls[0]}", *(f" or {url}" for url in urls[1:])]
+    lines += viewing_line(settings, settings.view_token or "", settings.host, port)
+    if settings.access_log:
+        lines.append("Access log below, one line per request (FACELIVE_ACCESS_LOG=0 turns it off).")
     print("\n".join(lines), file=out, flush=True)
+    if settings.access_log:
+        from facelive.app.access_log import to_console
+
+        to_console(sys.stderr)
 
     secure = context.wrap_socket(listener, server_side=True)
     eventlet.wsgi.server(secure, app, protocol=_protocol(), log_output=False, debug=False,

@@ -25,7 +25,8 @@ EXTENSION = "facelive"
 @dataclass
 class LiveState:
     settings: Settings
-    token: str
+    token: str  # the owner's
+    view_token: str  # read-only
     worker: LiveWorker
     people: People
     limits: UploadLimits
@@ -37,6 +38,10 @@ class LiveState:
     writers: set[str] = field(default_factory=set)
     # sid -> its capture in progress (or finished and waiting for a name).
     captures: dict[str, CaptureSession] = field(default_factory=dict)
+
+    @property
+    def open_viewing(self) -> bool:
+        return self.settings.open_viewing
 
     def people_changed(self) -> None:
         """Tell every page that the gallery changed, so they reload their people list; and

@@ -42,6 +42,8 @@ def serve_settings(args: argparse.Namespace) -> Settings:
         certfile=args.certfile,
         keyfile=args.keyfile,
         max_clients=getattr(args, "max_clients", None),
+        # --verbose (the CLI's, or serve's own) also shows TensorFlow's start-up notices.
+        tf_log=True if getattr(args, "verbose", False) else None,
     )
 
 
@@ -58,6 +60,8 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
     serve.add_argument("--keyfile", metavar="F", help="TLS private key (PEM), with --certfile")
     serve.add_argument("--max-clients", type=int, metavar="N",
                        help="live connections at once (default: $FACELIVE_MAX_CLIENTS or 32)")
+    serve.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="also show TensorFlow's start-up notices (or FACELIVE_TF_LOG=1)")
     serve.set_defaults(func=cmd_serve)
     return serve
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ import numpy as np
 from facelive import wire
 from facelive.recognition.archive import export_gallery, import_archive
 from facelive.recognition.calibration import active_threshold, load_calibration
+from facelive.recognition.confidence import probability_right
 from facelive.recognition.far_tables import BUILT_IN
 from facelive.recognition.gallery import Gallery, ImportReport, PersonInfo
 from facelive.recognition.knn import UNKNOWN_LABEL, KnnIndex, KnnResult
@@ -54,8 +55,9 @@ class RecognizedFace:
     """One face of a frame. box: (x, y, w, h) in frame pixels; landmarks: five (x, y) points
     (eyes, nose, mouth corners); score: detector probability; name: the person or "unknown";
     distance: Euclidean distance (unit embeddings, 0..2) to the nearest example of `name`, or
-    of the closest person when unknown, None with an empty gallery; confidence: 0..1 (see
-    knn.py); embedding: (D,) float32 unit vector."""
+    of the closest person when unknown, None with an empty gallery; confidence: the probability
+    that the face is that nearest person, calibrated on LFW (confidence.py); embedding: (D,)
+    float32 unit vector."""
 
     box: tuple[float, float, float, float]
     landmarks: tuple[tuple[float, float], ...]
@@ -103,11 +105,21 @@ class Picked:
 
 
 @dataclass(frozen=True)
+class Lookalike:
+    """An accepted face that the gallery already knows as someone else: its input position,
+    who it looks like, at what distance."""
+
+    index: int
+    name: str
+    distance: float
+
+
+@dataclass(frozen=True)
 class EnrollReport:
     """name: as stored (an existing person keeps their spelling); person: id, None when
     nothing was added; example_ids: one per accepted image, in input order; accepted: their
-    input positions; warnings: accepted faces that look like someone else; picked: accepted
-    images with several faces, and which one was taken."""
+    input positions; warnings: accepted faces that look like someone else (`lookalikes`, as
+    text); picked: accepted images with several faces, and which one was taken."""
 
     name: str
     person: int | None
@@ -116,6 +128,12 @@ class EnrollReport:
     skipped: list[Skipped]
     warnings: list[str]
     picked: list[Picked] = field(default_factory=list)
+    lookalikes: list[Lookalike] = field(default_factory=list)
+
+
+# Called with (name, vectors of the accepted faces, their input positions) before anything is
+# stored, under the recognizer's lock; raising refuses the enrolment (see same_person.py).
+EnrollCheck = Callable[[str, np.ndarray, list[int]], None]
 
 
 def _ms(start: float) -> float:
@@ -385,7 +403,8 @@ class Recognizer:
             score=float(det.score),
             name=self._names.get(label, UNKNOWN),  # as _names_of, per face
             distance=distance if np.isfinite(distance) else None,
-            confidence=float(result.confidence[i]),
+            # What a person reads: P(the name is right), calibrated on LFW (confidence.py).
+            confidence=probability_right(distance, self.embedder_name, self.threshold),
             person=None if label == UNKNOWN_LABEL else label,
             embedding=embedding,
             nearest=candidate if candidate >= 0 else None,
@@ -426,7 +445,8 @@ class Recognizer:
 
     # ------------------------------------------------------------ changes
     def enroll(
-        self, name: str, images: Sequence[ImageInput], source: str = "upload"
+        self, name: str, images: Sequence[ImageInput], source: str = "upload",
+        check: EnrollCheck | None = None,
     ) -> EnrollReport:
         """Add example faces of a person (created if new; an existing name in any case is the
         same person). Each image must show one face, or one clearly dominant face (see
@@ -470,7 +490,11 @@ class Recognizer:
             for _, image, face in accepted
         ]
         with self._mutate:
-            warnings = self._lookalikes(name, vectors, [i for i, _, _ in accepted])
+            if check is not None:
+                check(name, vectors, [i for i, _, _ in accepted])
+            lookalikes = self._lookalikes(name, vectors, [i for i, _, _ in accepted])
+            warnings = [f"image {a.index} looks like {a.name} (distance {a.distance:.3f})"
+                        for a in lookalikes]
             added = self.gallery.add_examples(
                 name, patches, vectors, self.embedder_name, source
             )
@@ -479,11 +503,13 @@ class Recognizer:
             self._update_threshold()
         return EnrollReport(
             added.name, added.person, added.example_ids, [i for i, _, _ in accepted],
-            skipped, warnings, picked,
+            skipped, warnings, picked, lookalikes,
         )
 
-    def _lookalikes(self, name: str, vectors: np.ndarray, positions: list[int]) -> list[str]:
-        """Warnings for faces that the gallery already knows as someone else."""
+    def _lookalikes(
+        self, name: str, vectors: np.ndarray, positions: list[int]
+    ) -> list[Lookalike]:
+        """The faces that the gallery already knows as someone else."""
         if not len(self.knn):
             return []
         result = self.knn.query(vectors, self.threshold)
@@ -493,7 +519,7 @@ class Recognizer:
         ):
             other = self._names.get(int(label))
             if other is not None and name_key(other) != name_key(name):
-                out.append(f"image {position} looks like {other} (distance {distance:.3f})")
+                out.append(Lookalike(position, other, float(distance)))
         return out
 
     def rename(self, old: str, new: str) -> str:
