@@ -318,9 +318,13 @@ def test_health_answers(live_server: LiveServer) -> None:
     response = live_server.get("/api/health")
     assert response.status_code == 200
     health = response.json()
+    # An empty gallery: the open-set rule's loosest threshold (one person's, from the built-in
+    # table) and nobody to be mistaken for, so no stranger can be named yet.
     assert health == {"version": __version__, "embedder": asyncio.run(hello())["embedder"],
-                      "gallery_size": 0}
+                      "gallery_size": 0, "people": 0, "target_far": 0.01, "expected_far": 0.0,
+                      "threshold": health["threshold"], "threshold_source": "built-in table"}
     assert health["embedder"] in ("facenet", "dlib-resnet")
+    assert 0.3 < health["threshold"] < 0.5
 
 
 def test_page_and_its_modules_are_served(live_server: LiveServer) -> None:
