@@ -12,14 +12,17 @@ FACELIVE_UPDATE_SCREENSHOT=1 also copies the recognised one to docs/screenshot.p
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
 import pytest
 from fake_camera import write_y4m
 
@@ -44,6 +47,8 @@ CHROMIUM_ARGS = [
 # 320x320, 4 s at 25 fps: the face at the size the page sends it; Chromium loops the file.
 CAMERA_SIZE, CAMERA_FRAMES = 320, 100
 RECOGNISED_WITHIN_S = 3.0
+# The pedestrian clip's first 10 frames (0.4 s), looped: the same few people throughout.
+PEDESTRIAN_FRAMES = 10
 LABELS = "() => [...document.querySelectorAll('#face-labels li')].map((li) => li.textContent)"
 
 
@@ -113,11 +118,24 @@ def person(page: Any, name: str) -> Any:
     return page.locator(f'#people li[data-name="{name}"]')
 
 
-def shot(page: Any, name: str) -> Path:
+def shot(page: Any, name: str, full_page: bool = True) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / name
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     return path
+
+
+def assert_in_viewport(page: Any, selector: str) -> None:
+    """`selector`'s box lies wholly inside the viewport as the page stands (no scrolling)."""
+    where = page.evaluate(
+        """(selector) => {
+            const r = document.querySelector(selector).getBoundingClientRect();
+            return {top: r.top, bottom: r.bottom, left: r.left, right: r.right,
+                    width: innerWidth, height: innerHeight, scrollY: scrollY};
+        }""", selector)
+    assert where["bottom"] > where["top"] and where["right"] > where["left"], where
+    assert where["top"] >= 0 and where["left"] >= 0, where
+    assert where["bottom"] <= where["height"] and where["right"] <= where["width"], where
 
 
 def test_capture_name_and_recognise_in_the_browser(
@@ -206,12 +224,15 @@ def test_existing_name_asks_and_a_stranger_is_refused_unless_confirmed(
     asked: list[str] = []
     try:
         wait_for_face(page)
-        page.click("#capture")
-        page.wait_for_selector("#capture-form", state="visible", timeout=60_000)
-        # At 1280x800 (set below for the shot) Cancel is on screen while capturing.
+        # A 1280x800 desktop: the capture panel opened there shows its Cancel without scrolling,
+        # while capturing and once the name form is up.
         page.set_viewport_size({"width": 1280, "height": 800})
-        box = page.locator("#capture-cancel").bounding_box()
-        assert box and box["y"] + box["height"] <= 800, box
+        page.click("#capture")
+        page.wait_for_selector("#capture-cancel", state="visible", timeout=60_000)
+        assert_in_viewport(page, "#capture-cancel")
+        page.wait_for_selector("#capture-form", state="visible", timeout=60_000)
+        assert_in_viewport(page, "#capture-cancel")
+        shot(page, "6-cancel-at-1280x800.png", full_page=False)
         page.fill("#capture-name", "alexandria")
 
         # First "yes, add to Alexandria", then "no" to the look-unlike question.
@@ -348,6 +369,59 @@ def test_people_panel_and_photos_in_the_browser(
         page.click("#people-clear")
         page.wait_for_selector("#people-empty", state="visible")
         assert server.get("/api/people").json() == {"people": []}
+        assert errors == []
+    finally:
+        browser.close()
+
+
+def test_default_detail_finds_the_small_faces_of_a_full_hd_camera(
+    playwright: Any, server: LiveServer, models_dir: Path, test_data: Path,
+    tmp_path: Path,
+) -> None:
+    """The pedestrian clip as a 1920x1080 camera, the page at its defaults: it shows at least 80%
+    of the boxes `facelive detect` finds on the full-size frames (min face 40 px)."""
+    clip = test_data / "video" / "facenet_pytorch_video.mp4"
+    if not clip.is_file():
+        skip_or_fail(f"test video not found: {clip}")
+    frames = PEDESTRIAN_FRAMES
+    camera = write_y4m(clip, tmp_path / "pedestrians.y4m", 1920, frames, height=1080)
+    capture = cv2.VideoCapture(str(clip))
+    stills = []
+    for index in range(frames):
+        ok, bgr = capture.read()
+        assert ok
+        stills.append(tmp_path / f"frame{index}.png")
+        cv2.imwrite(str(stills[-1]), bgr)
+    capture.release()
+    detect = subprocess.run(
+        [sys.executable, "-m", "facelive.cli", "detect", "--json", *map(str, stills)],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "FACELIVE_MODELS": str(models_dir),
+             "FACELIVE_DATA": str(tmp_path / "data")})
+    assert detect.returncode == 0, detect.stderr
+    full_size = [len(r["faces"]) for r in json.loads(detect.stdout)["images"]]
+    assert sum(full_size) / frames >= 3, full_size  # a scene of several small faces
+
+    browser, page, errors = open_page(playwright, camera, f"{server.url}/?token={server.token}")
+    try:
+        assert page.locator("#detail").input_value() == "auto"
+        wait_for_face(page)
+        # The camera is the full-size picture, sent at the auto detail.
+        note = page.locator("#detail-note").inner_text()
+        assert "1920x1080" in note, (note, page.evaluate(
+            "() => [document.querySelector('video').videoWidth, "
+            "document.querySelector('video').videoHeight]"))
+        # 40 looks over 10 s (about 30 replies): the mean, not one frame, is what is compared.
+        shown = []
+        for _ in range(40):
+            shown.append(len(labels(page)))
+            page.wait_for_timeout(250)
+        shot(page, "9-pedestrians-auto-detail.png", full_page=False)
+        page_mean, full_mean = sum(shown) / len(shown), sum(full_size) / frames
+        (ARTIFACTS / "9-pedestrians.json").write_text(json.dumps(
+            {"note": note, "page_boxes": shown, "full_size_detect": full_size,
+             "ratio": round(page_mean / full_mean, 3)}))
+        assert page_mean >= 0.8 * full_mean, (shown, full_size)
         assert errors == []
     finally:
         browser.close()

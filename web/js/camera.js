@@ -9,7 +9,9 @@ export class Camera {
     this.canvas = document.createElement("canvas"); // off-screen, reused for every frame
   }
 
-  /** Open the camera facing `facing` (640x480 asked for; the browser may give another size). */
+  /** Open the camera facing `facing`, at up to 1920x1080 (the browser gives the nearest size the
+   * camera has). Asked for large so that the "auto" detail can send small faces at a size the
+   * server finds them (detail.js); a 640x480 webcam still gives 640x480, sent as before. */
   async start(facing = this.facing) {
     if (!navigator.mediaDevices?.getUserMedia) {
       throw new Error(window.isSecureContext
@@ -19,7 +21,7 @@ export class Camera {
     this.stop();
     this.stream = await navigator.mediaDevices.getUserMedia({
       audio: false,
-      video: { facingMode: { ideal: facing }, width: { ideal: 640 }, height: { ideal: 480 } },
+      video: { facingMode: { ideal: facing }, width: { ideal: 1920 }, height: { ideal: 1080 } },
     });
     // Desktop cameras report no facingMode; treat them as front cameras (shown mirrored).
     const track = this.stream.getVideoTracks()[0];

@@ -7,6 +7,7 @@
 import { Api } from "./api.js";
 import { Camera } from "./camera.js";
 import { CaptureView } from "./capture.js";
+import { sentSide, smallestFace } from "./detail.js";
 import { clearFaces, drawFaces, listLabels } from "./overlay.js";
 import { describeEnrolment, PeopleView, showOutcome } from "./people.js";
 import { connectLive, takeToken } from "./socket.js";
@@ -187,7 +188,10 @@ async function pump() {
   mine.timer = setTimeout(() => inFlight === mine && finish(), REPLY_TIMEOUT_MS);
   inFlight = mine;
   try {
-    const shot = await camera.grab(Number($("detail").value), JPEG_QUALITY);
+    const cameraSide = Math.max(video.videoWidth, video.videoHeight);
+    const side = sentSide($("detail").value, cameraSide);
+    showDetailNote(cameraSide, side);
+    const shot = await camera.grab(side, JPEG_QUALITY);
     mine.frame = { width: shot.width, height: shot.height };
     const bytes = await shot.blob.arrayBuffer();
     if (inFlight === mine) live.sendFrame(mine.seq, bytes);
@@ -199,6 +203,16 @@ async function pump() {
       setTimeout(pump, 500);
     }
   }
+}
+
+/** Say what the chosen detail can find: the smallest face, in the camera's own pixels. */
+function showDetailNote(cameraSide, side) {
+  const minFace = server?.min_face_size;
+  if (!minFace || !cameraSide) return;
+  const smallest = smallestFace(minFace, cameraSide, side);
+  const text = `finds faces from ${smallest} px of the camera's ${video.videoWidth}x${video.videoHeight}`
+    + (side < cameraSide && side < 1280 && smallest > 60 ? ": smaller faces need more detail" : "");
+  if ($("detail-note").textContent !== text) $("detail-note").textContent = text;
 }
 
 async function startCamera(facing) {

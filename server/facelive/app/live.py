@@ -85,6 +85,8 @@ def register_live_events(socketio: SocketIO, state: LiveState) -> None:
             "open_viewing": state.open_viewing,
             "max_frame_bytes": settings.max_frame_bytes,
             "max_frame_pixels": settings.max_frame_pixels,
+            # The page says from it which faces the detail it sends can find.
+            "min_face_size": settings.min_face_size,
             # The page paces itself by this (0: no limit); a frame sent faster is answered
             # `rate_limited`.
             "max_client_fps": settings.max_client_fps,
