@@ -19,6 +19,7 @@ from facelive.cli.common import (
     add_common_flags,
     cache_dir,
     emit_json,
+    import_tensorflow_quietly,
     load_engine,
     positive_int,
     settings_from_args,
@@ -108,10 +109,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- video
 def cmd_video(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    import_tensorflow_quietly(settings)
     from facelive.recognition.recognizer import Recognizer
     from facelive.tools.video import annotate_video, open_source
 
-    settings = settings_from_args(args)
     if args.threshold is not None:
         settings = settings.replace(match_threshold=args.threshold)
     # Open it once before the models load, so a bad input fails fast.

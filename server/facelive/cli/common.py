@@ -18,7 +18,7 @@ from facelive.settings import EMBEDDER_CHOICES, Settings
 __all__ = [
     "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "CommandError",
     "add_common_flags", "cache_dir", "emit_json", "load_engine", "log", "positive_int",
-    "quiet_tensorflow", "run_command", "settings_from_args",
+    "import_tensorflow_quietly", "quiet_tensorflow", "run_command", "settings_from_args",
 ]
 
 log = logging.getLogger("facelive")
@@ -79,12 +79,21 @@ def positive_int(raw: str) -> int:
     return value
 
 
+def import_tensorflow_quietly(settings: Settings) -> None:
+    """Import TensorFlow without its start-up notices (they are not FaceLive's), unless
+    FACELIVE_TF_LOG asks for them; call it before anything that imports TensorFlow."""
+    from facelive.tf_quiet import import_tensorflow
+
+    import_tensorflow(show_notices=settings.tf_log)
+
+
 def load_engine(settings: Settings) -> Any:
     """The FaceEngine (lazy import keeps TensorFlow out of --help)."""
     from facelive.models.store import check_ready
 
     # Before TensorFlow loads: a missing model is then one line, not one line among TF's.
     check_ready(settings.models_dir, settings.embedder)
+    import_tensorflow_quietly(settings)
     from facelive.recognition.pipeline import FaceEngine
 
     return FaceEngine(settings)

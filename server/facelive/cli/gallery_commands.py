@@ -18,6 +18,7 @@ from facelive.cli.common import (
     CommandError,
     add_common_flags,
     emit_json,
+    import_tensorflow_quietly,
     settings_from_args,
 )
 
@@ -26,9 +27,11 @@ IDENTIFY_BATCH = 8
 
 
 def _recognizer(args: argparse.Namespace) -> Any:
+    settings = settings_from_args(args)
+    import_tensorflow_quietly(settings)
     from facelive.recognition.recognizer import Recognizer
 
-    return Recognizer.from_settings(settings_from_args(args))
+    return Recognizer.from_settings(settings)
 
 
 def _gallery(args: argparse.Namespace, create: bool = True) -> Any:
