@@ -87,6 +87,11 @@ def ten_fold(
         results.append(
             FoldResult(threshold, _accuracy(distances[test], same[test], threshold), val, far)
         )
+    return summarize(results)
+
+
+def summarize(results: list[FoldResult]) -> VerificationReport:
+    """The folds' mean and spread of accuracy and VAL, mean FAR and threshold."""
     accuracies = np.array([r.accuracy for r in results])
     vals = np.array([r.val for r in results])
     return VerificationReport(

@@ -15,6 +15,7 @@ import numpy as np
 from facelive.recognition.verification import (
     VerificationReport,
     best_threshold,
+    summarize,
     ten_fold,
     threshold_at_far,
     val_far,
@@ -62,15 +63,4 @@ def fused_ten_fold(
         # ten_fold on the distances made with this split's weight: its fold `fold` result is
         # exactly this split (threshold chosen on the training folds, applied to the test).
         results.append(ten_fold(fused_distances(da2, db2, weight), same, folds).folds[index])
-    accuracies = np.array([r.accuracy for r in results])
-    vals = np.array([r.val for r in results])
-    report = VerificationReport(
-        accuracy=float(accuracies.mean()),
-        accuracy_std=float(accuracies.std()),
-        val_at_far_1e3=float(vals.mean()),
-        val_std=float(vals.std()),
-        far=float(np.mean([r.far for r in results])),
-        threshold=float(np.mean([r.threshold for r in results])),
-        folds=tuple(results),
-    )
-    return FusionReport(report, tuple(weights))
+    return FusionReport(summarize(results), tuple(weights))
