@@ -60,6 +60,8 @@ class Settings:
     FACELIVE_MAX_UPLOAD_BYTES -> max_upload_bytes.
     Recognition: FACELIVE_KNN_K -> knn_k, FACELIVE_THRESHOLD -> match_threshold,
     FACELIVE_TARGET_FAR -> target_far.
+    Streams (live and `facelive video`): FACELIVE_FULL_EVERY -> full_every,
+    FACELIVE_EMBED_EVERY -> embed_every.
     Web server (`facelive serve`): FACELIVE_HOST -> host, FACELIVE_PORT -> port,
     FACELIVE_CERTFILE -> certfile, FACELIVE_KEYFILE -> keyfile, FACELIVE_TOKEN -> token,
     FACELIVE_ALLOWED_ORIGINS -> allowed_origins (comma-separated),
@@ -94,6 +96,11 @@ class Settings:
     match_threshold: float | None = None
     # Share of strangers allowed a name at the gallery's size (recognition/openset.py).
     target_far: float = 0.01
+    # Streams (recognition/economy.py): the whole-frame detector every `full_every` frames
+    # (and at cuts and lost faces), only the tracks' predicted boxes in between; a settled
+    # track's face embedded again every `embed_every` frames. 1 and 1: everything every frame.
+    full_every: int = 3
+    embed_every: int = 10
     # Web server. Without certfile/keyfile a self-signed certificate is made in data_dir/tls.
     host: str = "0.0.0.0"
     port: int = 5000  # 0: any free port (the start-up banner shows which)
@@ -171,6 +178,10 @@ class Settings:
             raise SettingsError(
                 f"FACELIVE_MAX_CLIENT_FPS must be 0..1000 (0: no limit), got {self.max_client_fps}"
             )
+        if not 1 <= self.full_every <= 30:
+            raise SettingsError(f"FACELIVE_FULL_EVERY must be 1..30, got {self.full_every}")
+        if not 1 <= self.embed_every <= 300:
+            raise SettingsError(f"FACELIVE_EMBED_EVERY must be 1..300, got {self.embed_every}")
         if not 1 <= self.max_clients <= 10_000:
             raise SettingsError(f"FACELIVE_MAX_CLIENTS must be 1..10000, got {self.max_clients}")
 
@@ -202,6 +213,8 @@ class Settings:
             ("max_frame_pixels", "FACELIVE_MAX_FRAME_PIXELS"),
             ("max_client_fps", "FACELIVE_MAX_CLIENT_FPS"),
             ("max_clients", "FACELIVE_MAX_CLIENTS"),
+            ("full_every", "FACELIVE_FULL_EVERY"),
+            ("embed_every", "FACELIVE_EMBED_EVERY"),
         ):
             if env.get(name):
                 try:

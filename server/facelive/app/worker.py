@@ -14,6 +14,9 @@ clients and runs them as one recognizer batch.
 Tracks: each client (one stream) has its own face tracker (recognition/tracks.py), made at its
 first frame and dropped when it leaves; a recognizer with `recognize_streams` names faces by
 track, and a gallery change (`gallery_changed`) makes every track decide its name afresh.
+A stream's scene cuts (recognition/scenes.py: a client switching cameras or sources) end its
+tracks, so the next frame is searched whole and its faces embedded afresh (issue 17: between
+cuts, the recognizer works only where a frame brings something new).
 
 Rate rule: each client may send `max_fps` frames a second (a token bucket with a small burst);
 a frame over it is answered with a `rate_limited` error at once and never queued.
@@ -41,6 +44,7 @@ from facelive.app.protocol import (
     faces_reply,
     frame_seq,
 )
+from facelive.recognition.scenes import CutDetector
 from facelive.recognition.tracks import Tracker
 from facelive.vision.image import ImageError, decode_image
 
@@ -128,6 +132,7 @@ class LiveWorker:
         self._last_seq: dict[str, int] = {}
         self._last_seen: dict[str, float] = {}
         self._trackers: dict[str, Tracker] = {}
+        self._cuts: dict[str, CutDetector] = {}
         self._stale: set[str] = set()  # clients whose tracks' names predate a gallery change
         self._by_track = callable(getattr(recognizer, "recognize_streams", None))
         self._wake = green_threading.Event()
@@ -155,6 +160,7 @@ class LiveWorker:
         self._last_seen[sid] = frame.received
         if sid not in self._trackers:
             self._trackers[sid] = Tracker()
+            self._cuts[sid] = CutDetector(rgb=True)
         self._pending[sid] = frame  # latest wins: an older waiting frame is dropped here
         self._wake.set()
         if not self._started:
@@ -167,6 +173,7 @@ class LiveWorker:
         self._last_seq.pop(sid, None)
         self._last_seen.pop(sid, None)
         self._trackers.pop(sid, None)
+        self._cuts.pop(sid, None)
         self._stale.discard(sid)
         if self._rate is not None:
             self._rate.forget(sid)
@@ -217,7 +224,8 @@ class LiveWorker:
 
     def _run(self, batch: list[tuple[str, Frame]]) -> None:
         try:
-            streams = [(self._trackers.get(sid) or Tracker(), sid in self._stale)
+            streams = [(self._trackers.get(sid) or Tracker(),
+                        self._cuts.get(sid) or CutDetector(rgb=True), sid in self._stale)
                        for sid, _ in batch]
             self._stale.difference_update(sid for sid, _ in batch)
             outcomes, failure = on_inference_thread(
@@ -243,7 +251,7 @@ class LiveWorker:
 
     # ----------------------------------------------------------- OS thread (tpool)
     def _compute(
-        self, frames: list[Frame], streams: list[tuple[Tracker, bool]]
+        self, frames: list[Frame], streams: list[tuple[Tracker, CutDetector, bool]]
     ) -> tuple[list[_Outcome], str | None]:
         """Decode and recognize; runs on the tpool thread, so it only computes: no emitting,
         no logging (both take green locks), nothing shared with the green side (a client's
@@ -262,13 +270,15 @@ class LiveWorker:
         if decoded:
             try:
                 if self._by_track:
-                    trackers = []
-                    for i in decoded:
-                        tracker, stale = streams[i]
+                    trackers, cuts = [], []
+                    for i, image in zip(decoded, images, strict=True):
+                        tracker, scenes, stale = streams[i]
                         if stale:
                             tracker.forget_names()
                         trackers.append(tracker)
-                    faces = self.recognizer.recognize_streams(images, trackers)  # type: ignore[attr-defined]
+                        cuts.append(scenes.is_cut(image))
+                    faces = self.recognizer.recognize_streams(  # type: ignore[attr-defined]
+                        images, trackers, cuts)
                 else:
                     faces = self.recognizer(images)
                 if len(faces) != len(images):

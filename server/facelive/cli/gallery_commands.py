@@ -133,40 +133,50 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- identify
-def cmd_identify(args: argparse.Namespace) -> int:
+def identify_files(
+    recognizer: Any, paths: list[str], max_pixels: int, max_bytes: int
+) -> tuple[list[dict[str, Any]], int]:
+    """`identify`'s work on image files: per file {image, faces: [{box, name, distance,
+    confidence}]} (and `error` for one that cannot be read), and how many failed."""
     from facelive.vision.image import ImageError, read_image
 
-    settings = settings_from_args(args)
     results: list[dict[str, Any]] = []
     failed = 0
+    pending: list[tuple[int, Any]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        faces = recognizer.recognize_batch([image for _, image in pending])
+        for (slot, _), found in zip(pending, faces, strict=True):
+            results[slot]["faces"] = [
+                {k: v for k, v in face.to_dict().items()
+                 if k in ("box", "name", "distance", "confidence")}
+                for face in found
+            ]
+        pending.clear()
+
+    for path in paths:
+        results.append({"image": path, "faces": []})
+        try:
+            image = read_image(path, max_pixels, max_bytes)
+        except ImageError as exc:
+            print(f"{path}: {exc}", file=sys.stderr)
+            results[-1]["error"] = str(exc)
+            failed += 1
+            continue
+        pending.append((len(results) - 1, image))
+        if len(pending) == IDENTIFY_BATCH:
+            flush()
+    flush()
+    return results, failed
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
     with _recognizer(args) as recognizer:
-        pending: list[tuple[int, Any]] = []
-
-        def flush() -> None:
-            if not pending:
-                return
-            faces = recognizer.recognize_batch([image for _, image in pending])
-            for (slot, _), found in zip(pending, faces, strict=True):
-                results[slot]["faces"] = [
-                    {k: v for k, v in face.to_dict().items()
-                     if k in ("box", "name", "distance", "confidence")}
-                    for face in found
-                ]
-            pending.clear()
-
-        for path in args.images:
-            results.append({"image": path, "faces": []})
-            try:
-                image = read_image(path, settings.max_image_pixels, settings.max_image_bytes)
-            except ImageError as exc:
-                print(f"{path}: {exc}", file=sys.stderr)
-                results[-1]["error"] = str(exc)
-                failed += 1
-                continue
-            pending.append((len(results) - 1, image))
-            if len(pending) == IDENTIFY_BATCH:
-                flush()
-        flush()
+        results, failed = identify_files(recognizer, args.images, settings.max_image_pixels,
+                                         settings.max_image_bytes)
         embedder = recognizer.embedder_name
     if args.json:
         emit_json({"embedder": embedder, "images": results})

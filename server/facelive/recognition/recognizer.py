@@ -28,6 +28,7 @@ from facelive import wire
 from facelive.recognition.archive import export_gallery, import_archive
 from facelive.recognition.calibration import active_threshold, load_calibration
 from facelive.recognition.confidence import probability_right
+from facelive.recognition.economy import Economy
 from facelive.recognition.far_tables import BUILT_IN
 from facelive.recognition.gallery import Gallery, ImportReport, PersonInfo
 from facelive.recognition.knn import UNKNOWN_LABEL, KnnIndex, KnnResult
@@ -35,11 +36,11 @@ from facelive.recognition.names import UNKNOWN, name_key, validate_name
 from facelive.recognition.openset import DEFAULT_TARGET_FAR, FarTable, effective_people
 from facelive.recognition.patches import PatchError, decode_patch, make_patch
 from facelive.recognition.pipeline import Face, FaceEngine, dominant_face
-from facelive.recognition.tracks import Tracker, observations
+from facelive.recognition.tracks import TrackedFace, Tracker, iou, observations
 from facelive.settings import Settings
 from facelive.vision.image import ImageError, decode_image
 from facelive.vision.mtcnn import Detection, as_rgb
-from facelive.vision.quality import face_quality
+from facelive.vision.quality import face_quality, yaw_of
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,14 @@ def _ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
+# A track's predicted box counts as found again when a detection overlaps it this much.
+FOUND_IOU = 0.3
+
+
+def _all_found(expected: np.ndarray, detections: Sequence[Detection]) -> bool:
+    return all(any(iou(box, d.box) >= FOUND_IOU for d in detections) for box in expected)
+
+
 class Recognizer:
     """Thread-safe: recognise from many threads; enrol/rename/delete from any thread."""
 
@@ -157,8 +166,11 @@ class Recognizer:
         far_table: FarTable | None = None,
         target_far: float = DEFAULT_TARGET_FAR,
         threshold_source: str = "",
+        economy: Economy | None = None,
     ) -> None:
         self.engine = engine
+        # What a frame of a stream is spared (recognize_tracked, recognition/economy.py).
+        self.economy = economy if economy is not None else Economy()
         self.gallery = gallery
         self.embedder = engine.embedder
         # With a FAR table the threshold follows the gallery's size (recognition/openset.py,
@@ -223,6 +235,8 @@ class Recognizer:
                 far_table=table,
                 target_far=settings.target_far,
                 threshold_source=label,
+                economy=Economy(full_every=settings.full_every,
+                                embed_every=settings.embed_every),
             )
             log.info("match threshold %.4f (%s, %d people)", recognizer.threshold, label,
                      recognizer.people_count)
@@ -417,16 +431,86 @@ class Recognizer:
         return dict(self._names)
 
     def recognize_streams(
-        self, frames: Sequence[ImageInput], trackers: Sequence[Tracker]
+        self, frames: Sequence[ImageInput], trackers: Sequence[Tracker],
+        cuts: Sequence[bool] | None = None,
     ) -> list[list[dict[str, Any]]]:
         """Frames of several streams (one frame each, with its stream's tracker): JSON-ready
-        faces whose `name` is their track's (see recognition/tracks.py), with `track`."""
-        out = []
-        for faces, tracker in zip(self.recognize_batch(frames), trackers, strict=True):
-            tracked = tracker.update(tracker.next_frame, observations(faces, self.threshold),
-                                     self._names)
-            out.append([{**face.to_dict(), "name": shown.name, "track": shown.track}
-                        for face, shown in zip(faces, tracked, strict=True)])
+        faces whose `name` is their track's (see recognition/tracks.py), with `track` and
+        `embedded` (whether the face was embedded in this frame, recognize_tracked)."""
+        return [[{**face.to_dict(), "name": shown.name, "distance": wire.rounded(shown.distance),
+                  "confidence": wire.rounded(shown.confidence), "track": shown.track,
+                  "embedded": shown.embedded}
+                 for face, shown in pairs]
+                for pairs in self.recognize_tracked(frames, trackers, cuts)]
+
+    def recognize_tracked(
+        self, frames: Sequence[ImageInput], trackers: Sequence[Tracker],
+        cuts: Sequence[bool] | None = None,
+    ) -> list[list[tuple[RecognizedFace, TrackedFace]]]:
+        """The next frame of each of several streams, worked on only where it brings
+        something new (recognition/economy.py, `self.economy`): the whole frame searched or
+        only around its tracks' predicted boxes, and only the faces that need it embedded;
+        all streams share one detector batch and one fused embed + KNN call. cuts: per
+        frame, whether it starts a new shot (its tracks end). Per frame, per face: the
+        detection (`embedding` None where not embedded; then name and distance are the
+        track's) and the face as its track shows it. last_timings as recognize_batch's."""
+        if time.monotonic() - self._last_refresh > self._refresh_interval:
+            self.refresh()
+        images = [self._to_rgb(frame) for frame in frames]
+        indices = [tracker.next_frame for tracker in trackers]
+        for tracker, cut in zip(trackers, cuts or [False] * len(trackers), strict=True):
+            if cut:
+                tracker.reset()
+        economy = self.economy
+        start = time.perf_counter()
+        hints: list[np.ndarray | None] = [
+            None if tracker.full_pass_due(index, economy) else tracker.expected(index)
+            for tracker, index in zip(trackers, indices, strict=True)]
+        detector = self.engine.detector
+        detections = detector.detect_batch(images, hints)
+        # A followed face not found where its track said: search the whole frame at once.
+        lost = [k for k, hint in enumerate(hints)
+                if hint is not None and not _all_found(hint, detections[k])]
+        if lost:
+            again = detector.detect_batch([images[k] for k in lost])
+            for k, found in zip(lost, again, strict=True):
+                detections[k], hints[k] = found, None
+        for tracker, index, hint in zip(trackers, indices, hints, strict=True):
+            tracker.searched(index, full=hint is None)
+        detect_ms = _ms(start)
+        start = time.perf_counter()
+        plans, chips = [], []
+        for image, tracker, index, dets in zip(images, trackers, indices, detections,
+                                               strict=True):
+            yaws = [min(yaw_of(d.landmarks), 3.0) for d in dets]
+            reasons = tracker.embedding_plan(index, [wire.xywh(d.box) for d in dets], yaws,
+                                             economy)
+            plans.append((yaws, reasons))
+            chips += [self.embedder.align(image, d)
+                      for d, why in zip(dets, reasons, strict=True) if why is not None]
+        embeddings = result = None
+        if chips:
+            embeddings, result = self._classify(np.stack(chips), self.threshold)
+        self.last_timings = {"detect": detect_ms, "embed": _ms(start) if chips else 0.0,
+                             "knn": 0.0}
+        out: list[list[tuple[RecognizedFace, TrackedFace]]] = []
+        position = 0
+        for image, tracker, index, dets, (yaws, reasons) in zip(
+                images, trackers, indices, detections, plans, strict=True):
+            faces: list[RecognizedFace] = []
+            for det, why in zip(dets, reasons, strict=True):
+                if why is None:
+                    faces.append(RecognizedFace(wire.xywh(det.box), tuple(
+                        (float(x), float(y)) for x, y in det.landmarks), float(det.score),
+                        UNKNOWN, None, 0.0))
+                    continue
+                quality = face_quality(image, det.box, det.landmarks).score
+                faces.append(self._face(Face(det, chips[position]), result, position,
+                                        embeddings[position], quality))
+                position += 1
+            shown = tracker.update(index, observations(
+                faces, self.threshold, [why is not None for why in reasons], yaws), self._names)
+            out.append(list(zip(faces, shown, strict=True)))
         return out
 
     def __call__(self, frames: Sequence[np.ndarray]) -> list[list[dict[str, Any]]]:

@@ -25,6 +25,11 @@ weighted by the face's quality (0..1), and older votes fade by `decay` a frame:
 Votes are kept by person id, and the shown name is looked up in the gallery's current names at
 every frame (`names`): a renamed person's track shows the new name; a deleted person's evidence
 is dropped at once, so the name cannot linger.
+
+Economy (issue 17, recognition/economy.py): a detection may come without an embedding (an
+observation with `embedded` False): it moves its track and casts no vote; the track keeps its
+name, distance and confidence. `expected` gives the boxes a tracked detection pass looks at,
+`embedding_plan` which faces of a frame need an embedding before `update`.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from facelive.recognition.economy import Economy, EmbedState, embed_reason
 from facelive.recognition.names import UNKNOWN
 
 # Identity evidence key of "no one in the gallery".
@@ -57,6 +63,10 @@ class Observation:
     sure: bool = False
     nearest: int | None = None
     keep: bool = False
+    # False: detected but not embedded this frame (the track's decision is kept); yaw: the
+    # face's (vision/quality.py), for the economy's "marked change of pose".
+    embedded: bool = True
+    yaw: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,7 @@ class TrackedFace:
     distance: float | None
     confidence: float
     person: int | None = None
+    embedded: bool = False
 
 
 def _corners(box: Sequence[float]) -> np.ndarray:
@@ -102,6 +113,21 @@ class _Track:
     shown: int = _NOBODY
     fresh: bool = False  # names forgotten: the next frame votes as a first frame
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
+    # The last embedding (economy): frame (None: never), side and yaw then, and how many
+    # embedded frames in a row agreed with the shown name.
+    embedded_at: int | None = None
+    embedded_side: float = 0.0
+    embedded_yaw: float = 0.0
+    agree: int = 0
+
+    def embedded(self, frame: int, obs: Observation) -> None:
+        self.embedded_at = frame
+        self.embedded_side = _side(self.corners)
+        self.embedded_yaw = obs.yaw
+
+    def embed_state(self) -> EmbedState:
+        return EmbedState(self.embedded_at, self.embedded_side, self.embedded_yaw,
+                          self.agree, self.fresh)
 
     def at(self, frame: int) -> np.ndarray:
         return self.corners + self.velocity * (frame - self.last_frame)
@@ -136,6 +162,7 @@ class Tracker:
         self._next_id = 1
         self._last_detection = -1
         self._last_frame = -1
+        self._last_full = -(10**9)
         self._names: dict[int, str] = {}
         self.label_changes = 0  # shown-name changes of tracks that already had a frame
 
@@ -169,21 +196,7 @@ class Tracker:
             self._drop_gone(names)
         self._names = dict(names)
         boxes = [_corners(o.box) for o in observations]
-        pairs = []
-        for ti, track in enumerate(self._tracks):
-            predicted = track.at(frame)
-            for oi, (obs, box) in enumerate(zip(observations, boxes, strict=True)):
-                overlap = iou(predicted, box)
-                if self._linkable(overlap, track.look_distance(obs.embedding)):
-                    pairs.append((overlap, ti, oi))
-        pairs.sort(reverse=True)
-        matched: dict[int, _Track] = {}
-        used: set[int] = set()
-        for _, ti, oi in pairs:
-            if ti in used or oi in matched:
-                continue
-            used.add(ti)
-            matched[oi] = self._tracks[ti]
+        matched = self._match(frame, boxes, [o.embedding for o in observations])
         out = []
         for oi, (obs, box) in enumerate(zip(observations, boxes, strict=True)):
             track = matched.get(oi)
@@ -192,14 +205,21 @@ class Tracker:
                                obs.confidence)
                 self._next_id += 1
                 self._tracks.append(track)
-                self._first_vote(track, obs)
+                if obs.embedded:
+                    self._first_vote(track, obs)
+                    track.embedded(frame, obs)
             else:
                 step = frame - track.last_frame
                 if step > 0:
                     # Smoothed per-frame motion: steadies the carried boxes of --every N.
                     track.velocity = 0.5 * track.velocity + 0.5 * (box - track.corners) / step
                 track.corners, track.last_frame = box, frame
+                if not obs.embedded:
+                    # Moved, not looked at again: the track's decision stands.
+                    out.append(self._shown(track, frame, detected=True))
+                    continue
                 track.distance, track.confidence = obs.distance, obs.confidence
+                track.embedded(frame, obs)
                 if obs.embedding is not None:
                     mixed = obs.embedding if track.embedding is None else (
                         0.7 * track.embedding + 0.3 * obs.embedding)
@@ -212,8 +232,66 @@ class Tracker:
                     self._vote(track, obs)
                 if track.shown != before:
                     self.label_changes += 1
-            out.append(self._shown(track, frame, detected=True))
+            out.append(self._shown(track, frame, detected=True, embedded=obs.embedded))
         self._last_detection = frame
+        return out
+
+    def _match(
+        self, frame: int, boxes: Sequence[np.ndarray], looks: Sequence[np.ndarray | None]
+    ) -> dict[int, _Track]:
+        """Detection index -> its track: best overlap first among the linkable pairs."""
+        pairs = []
+        for ti, track in enumerate(self._tracks):
+            predicted = track.at(frame)
+            for oi, (box, look) in enumerate(zip(boxes, looks, strict=True)):
+                overlap = iou(predicted, box)
+                if self._linkable(overlap, track.look_distance(look)):
+                    pairs.append((overlap, ti, oi))
+        pairs.sort(reverse=True)
+        matched: dict[int, _Track] = {}
+        used: set[int] = set()
+        for _, ti, oi in pairs:
+            if ti in used or oi in matched:
+                continue
+            used.add(ti)
+            matched[oi] = self._tracks[ti]
+        return matched
+
+    # ------------------------------------------------------------ economy (issue 17)
+    def full_pass_due(self, frame: int, economy: Economy) -> bool:
+        """Whether this frame needs the whole-frame detector (see recognition/economy.py)."""
+        return frame - self._last_full >= economy.full_every or self._last_detection < 0
+
+    def expected(self, frame: int) -> np.ndarray:
+        """(K, 4) x1, y1, x2, y2: where the faces found at the last detection should be in
+        this frame (their tracks' motion carried on)."""
+        boxes = [t.at(frame) for t in self._tracks if t.last_frame == self._last_detection]
+        return np.array(boxes, np.float32).reshape(-1, 4)
+
+    def searched(self, frame: int, full: bool) -> None:
+        """Record that this frame was searched whole (full) or only at the expected boxes."""
+        if full:
+            self._last_full = frame
+
+    def embedding_plan(
+        self, frame: int, boxes: Sequence[Sequence[float]], yaws: Sequence[float],
+        economy: Economy,
+    ) -> list[str | None]:
+        """For this frame's detections ((x, y, w, h) boxes and their yaws), why each must be
+        embedded before `update` (economy.embed_reason), None where its track's decision can
+        be kept. Linking here is by box alone, as `update` links faces without embeddings."""
+        corners = [_corners(b) for b in boxes]
+        live = [t for t in self._tracks if frame - t.last_frame <= self.max_age]
+        saved, self._tracks = self._tracks, live
+        try:
+            matched = self._match(frame, corners, [None] * len(corners))
+        finally:
+            self._tracks = saved
+        out = []
+        for oi, (box, yaw) in enumerate(zip(corners, yaws, strict=True)):
+            track = matched.get(oi)
+            state = None if track is None else track.embed_state()
+            out.append(embed_reason(state, frame, _side(box), yaw, economy))
         return out
 
     def _drop_gone(self, names: Mapping[int, str]) -> None:
@@ -232,13 +310,17 @@ class Tracker:
         verdict = self._verdict(obs)
         track.evidence[verdict] = max(0.0, min(1.0, obs.quality))
         track.shown = verdict if (verdict == _NOBODY or obs.sure) else _NOBODY
+        track.agree = 1 if verdict == track.shown else 0
 
     def _vote(self, track: _Track, obs: Observation) -> None:
         verdict = self._verdict(obs)
         if verdict == _NOBODY and obs.keep and obs.nearest == track.shown:
             # Just over the threshold, and still nearest to the track's own person: the same
-            # face (the track says so) seen a little worse; no vote against the name.
+            # face (the track says so) seen a little worse; no vote against the name, and
+            # not settled either: the next frames are looked at again.
+            track.agree = 0
             return
+        self._tally(track, verdict)
         evidence = track.evidence
         for key in evidence:
             evidence[key] *= self.decay
@@ -254,12 +336,20 @@ class Tracker:
         elif evidence[best] >= shown + self.leave:
             track.shown = best
 
-    def _shown(self, track: _Track, frame: int, detected: bool) -> TrackedFace:
+    @staticmethod
+    def _tally(track: _Track, verdict: int) -> None:
+        """Count agreeing embedded frames in a row (before this frame's vote moves the name:
+        a verdict that differs from what is shown unsettles the track)."""
+        track.agree = track.agree + 1 if verdict == track.shown else 0
+
+    def _shown(
+        self, track: _Track, frame: int, detected: bool, embedded: bool = False
+    ) -> TrackedFace:
         x1, y1, x2, y2 = (float(v) for v in track.at(frame))
         person = None if track.shown == _NOBODY else track.shown
         name = UNKNOWN if person is None else self._names.get(person, UNKNOWN)
         return TrackedFace(track.id, (x1, y1, x2 - x1, y2 - y1), name, detected,
-                           track.distance, track.confidence, person)
+                           track.distance, track.confidence, person, embedded)
 
     def forget_names(self) -> None:
         """The gallery changed (a person deleted, renamed, re-enrolled): tracks keep their
@@ -273,12 +363,17 @@ class Tracker:
         """End every track (a scene cut: whoever comes next is someone new)."""
         self._tracks = []
         self._last_detection = -1
+        self._last_full = -(10**9)
 
     def carry(self, frame: int) -> list[TrackedFace]:
         """The faces found at the last detected frame, moved on to this one."""
         self._last_frame = max(self._last_frame, frame)
         return [self._shown(t, frame, detected=False) for t in self._tracks
                 if t.last_frame == self._last_detection]
+
+
+def _side(corners: np.ndarray) -> float:
+    return float(min(corners[2] - corners[0], corners[3] - corners[1]))
 
 
 def _unit(vector: np.ndarray | None) -> np.ndarray | None:
@@ -295,11 +390,15 @@ SURE_FRACTION = 0.9
 KEEP_FRACTION = 1.25
 
 
-def observations(faces: Sequence[object], threshold: float) -> list[Observation]:
+def observations(
+    faces: Sequence[object], threshold: float, embedded: Sequence[bool] | None = None,
+    yaws: Sequence[float] | None = None,
+) -> list[Observation]:
     """The recogniser's faces of one frame (RecognizedFace) as tracker observations. A face's
-    `quality` (0..1), where the recogniser gives one, weighs it as evidence."""
+    `quality` (0..1), where the recogniser gives one, weighs it as evidence. embedded: per
+    face, whether it was embedded this frame (default all); yaws: per face (default 0)."""
     out = []
-    for face in faces:
+    for k, face in enumerate(faces):
         distance = getattr(face, "distance", None)
         person = getattr(face, "person", None)
         nearest = getattr(face, "nearest", None)
@@ -313,5 +412,7 @@ def observations(faces: Sequence[object], threshold: float) -> list[Observation]
             distance, float(getattr(face, "confidence", 0.0) or 0.0), person,
             getattr(face, "embedding", None), 1.0 if quality is None else float(quality),
             person is not None and within, nearest, keep,
+            True if embedded is None else bool(embedded[k]),
+            0.0 if yaws is None else float(yaws[k]),
         ))
     return out

@@ -2,12 +2,15 @@
 the gallery, and write the video back with boxes and names drawn, and/or the faces as JSON.
 
 The output has the input's size, frame rate and frame count: every frame read is written,
-annotated or not. Faces are detected every `every` frames and at every scene cut (in batches
-of frames, which the detector runs faster than one by one) and tracked in between
-(recognition/tracks.py), which also decides each track's name from all its frames;
-tracks end at scene cuts (scenes.py).
+annotated or not. Faces are detected every `every` frames and at every scene cut and carried
+in between; tracks (recognition/tracks.py) decide each track's name from all its frames and
+end at scene cuts (recognition/scenes.py). A frame that is detected is worked on as a live
+stream's is (Recognizer.recognize_tracked, recognition/economy.py): the whole frame searched
+every few frames, only the tracks' predicted boxes in between, and a face embedded only when
+its track needs it.
 The JSON: {"video": {...}, "embedder": ..., "frames": [{"index": i,
-"faces": [{"box": [x, y, w, h], "name", "track", "detected", "distance", "confidence"}]}]}.
+"faces": [{"box": [x, y, w, h], "name", "track", "detected", "embedded", "distance",
+"confidence"}]}]}.
 """
 
 from __future__ import annotations
@@ -29,13 +32,11 @@ from facelive import wire
 from facelive.atomic import atomic_path
 from facelive.recognition.names import UNKNOWN
 from facelive.recognition.recognizer import Recognizer
-from facelive.recognition.tracks import TrackedFace, Tracker, observations
+from facelive.recognition.scenes import CutDetector
+from facelive.recognition.tracks import TrackedFace, Tracker
 from facelive.tools.errors import ToolError
 from facelive.tools.progress import Progress
-from facelive.tools.scenes import CutDetector
 
-# Frames read ahead and searched in one detector call (only those due for detection).
-FRAME_BATCH = 4
 FOURCC = "mp4v"
 KNOWN_COLOUR = (80, 200, 60)  # BGR
 UNKNOWN_COLOUR = (60, 60, 220)
@@ -84,17 +85,6 @@ def _frames(source: Source, limit: int | None) -> Iterator[np.ndarray]:
         yield frame
 
 
-def _batches(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
-    batch: list[np.ndarray] = []
-    for frame in frames:
-        batch.append(frame)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def ascii_label(name: str) -> str:
     """OpenCV's built-in fonts draw ASCII only: "Zoë" -> "Zoe"; other scripts become '?'."""
     folded = unicodedata.normalize("NFKD", name)
@@ -126,7 +116,8 @@ def draw(frame: np.ndarray, faces: list[TrackedFace]) -> None:
 
 def _face_json(face: TrackedFace) -> dict[str, Any]:
     return {**wire.face_json(face.box), "name": face.name, "track": face.track,
-            "detected": face.detected, "distance": wire.rounded(face.distance),
+            "detected": face.detected, "embedded": face.embedded,
+            "distance": wire.rounded(face.distance),
             "confidence": wire.rounded(face.confidence)}
 
 
@@ -185,37 +176,28 @@ def annotate_video(
                 yield from frames
 
             try:
-                for batch in _batches(chained(), FRAME_BATCH):
-                    cuts = [cut_detector.is_cut(frame) for frame in batch]
+                for frame in chained():
+                    if (frame.shape[1], frame.shape[0]) != size:
+                        raise ToolError(f"{spec}: frame {index} changes size; not supported")
+                    cut = cut_detector.is_cut(frame)
+                    scene_cuts += cut
                     # Detection is due every `every` frames and at the first frame of a shot.
-                    due = [i for i in range(len(batch)) if (index + i) % every == 0 or cuts[i]]
-                    found = recognizer.recognize_batch(
-                        [cv2.cvtColor(batch[i], cv2.COLOR_BGR2RGB) for i in due]
-                    ) if due else []
-                    recognised = dict(zip(due, found, strict=True))
-                    for i, frame in enumerate(batch):
-                        if (frame.shape[1], frame.shape[0]) != size:
-                            raise ToolError(f"{spec}: frame {index} changes size; not supported")
-                        if cuts[i]:
-                            tracker.reset()
-                            scene_cuts += 1
-                        if i in recognised:
-                            faces = tracker.update(
-                                index, observations(recognised[i], recognizer.threshold),
-                                recognizer.names)
-                            detected_frames += 1
-                        else:
-                            faces = tracker.carry(index)
-                        for face in faces:
-                            per_name[face.name] = per_name.get(face.name, 0) + 1
-                        frames_json.append(
-                            {"index": index, "faces": [_face_json(f) for f in faces]}
-                        )
-                        if writer is not None:
-                            draw(frame, faces)
-                            writer.write(frame)
-                        index += 1
-                        bar.advance()
+                    if index % every == 0 or cut:
+                        # One frame at a time: what the next frame needs depends on this one.
+                        rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                        pairs = recognizer.recognize_tracked([rgb], [tracker], [cut])[0]
+                        faces = [shown for _, shown in pairs]
+                        detected_frames += 1
+                    else:
+                        faces = tracker.carry(index)
+                    for face in faces:
+                        per_name[face.name] = per_name.get(face.name, 0) + 1
+                    frames_json.append({"index": index, "faces": [_face_json(f) for f in faces]})
+                    if writer is not None:
+                        draw(frame, faces)
+                        writer.write(frame)
+                    index += 1
+                    bar.advance()
             except KeyboardInterrupt:
                 if not source.live:
                     raise

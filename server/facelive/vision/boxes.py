@@ -13,6 +13,7 @@ Conventions, everywhere in this module:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -320,6 +321,24 @@ def square(boxes: np.ndarray) -> np.ndarray:
     centre = (boxes[:, :2] + boxes[:, 2:]) / 2
     half = np.max(boxes[:, 2:] - boxes[:, :2], axis=1, keepdims=True) / 2
     return np.concatenate([centre - half, centre + half], axis=1).astype(np.float32)
+
+
+def around(boxes: np.ndarray, shifts: Sequence[float], scales: Sequence[float]) -> np.ndarray:
+    """Squares around each box (N, 4) where a face is expected (a track's predicted place):
+    every combination of a shift (x and y, as fractions of the side) and a scale of the
+    box's square, (N * len(shifts)^2 * len(scales), 4). R-Net picks the one that fits, as
+    it does among P-Net's proposals, so a face that moved or grew a little is still found."""
+    boxes = square(np.asarray(boxes, np.float32).reshape(-1, 4))
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    side = boxes[:, 2] - boxes[:, 0]
+    out = []
+    for dy in shifts:
+        for dx in shifts:
+            for scale in scales:
+                c = centre + np.stack([dx * side, dy * side], axis=1)
+                half = (scale * side / 2)[:, None]
+                out.append(np.concatenate([c - half, c + half], axis=1))
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 4), np.float32)
 
 
 def keep_valid(boxes: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -1,0 +1,185 @@
+"""`facelive video` and `facelive identify` against face_recognition on the same frames: time
+per frame and faces found (issue 17).
+
+    python bench/clip_rate.py [--json] [--frames 101] [--models-dir D] [--data DIR]
+                              [--no-face-recognition]
+
+The first `--frames` frames of the pedestrian clip (facenet_pytorch_video.mp4, 1920x1080),
+letterboxed to 640x480, written once as an mp4 (mp4v) and once as JPEG files (quality 95).
+Both commands' own work runs in this process, on one loaded recognizer with an empty gallery:
+`video` is `annotate_video` (what `facelive video IN --json OUT` calls: decoding, cuts,
+recognition, JSON), `identify` is `identify_files` (what `facelive identify FILES --json`
+calls: reading each file, batches of 8, JSON-ready faces). Timing in-process leaves out the
+start-up (Python, TensorFlow, the models: seconds, and under load its noise swamps the
+per-frame work). Each runs twice, alternating; the figure is the second run (the first pays
+TensorFlow's one-off kernels for new shapes; it is reported as `cold`). `video` runs at its
+defaults (the stream economy) and with everything every frame (full_every = embed_every = 1),
+the like-for-like counterpart of `identify`, which must judge every photo alone.
+face_recognition 1.3 (HOG detector, upsample 1, then its dlib ResNet encodings: its documented
+per-image pipeline) runs on the same RGB frames. Faces found: boxes over all frames (for
+`video`, those detected in the frame, not carried).
+
+Targets: video <= 1/20 of face_recognition's time per frame while finding >= 2x its faces;
+identify within 1.3x of video's time per frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from benchutil import machine
+
+REPO = Path(__file__).resolve().parents[1]
+CLIP = "facenet_pytorch_video.mp4"
+SIZE = (640, 480)
+
+
+def letterboxed_frames(path: Path, count: int) -> list[np.ndarray]:
+    """BGR frames scaled to fit 640x480, centred on black."""
+    capture = cv2.VideoCapture(str(path))
+    out = []
+    try:
+        while len(out) < count:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            h, w = bgr.shape[:2]
+            scale = min(SIZE[0] / w, SIZE[1] / h)
+            small = cv2.resize(bgr, (round(w * scale), round(h * scale)),
+                               interpolation=cv2.INTER_AREA)
+            canvas = np.zeros((SIZE[1], SIZE[0], 3), np.uint8)
+            y, x = (SIZE[1] - small.shape[0]) // 2, (SIZE[0] - small.shape[1]) // 2
+            canvas[y : y + small.shape[0], x : x + small.shape[1]] = small
+            out.append(canvas)
+    finally:
+        capture.release()
+    if len(out) < 2:
+        raise SystemExit(f"bench: cannot read {path}")
+    return out
+
+
+def write_inputs(frames: list[np.ndarray], folder: Path) -> tuple[Path, list[Path]]:
+    video = folder / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, SIZE)
+    jpegs = []
+    for i, frame in enumerate(frames):
+        writer.write(frame)
+        path = folder / f"frame{i:04d}.jpg"
+        cv2.imwrite(str(path), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        jpegs.append(path)
+    writer.release()
+    return video, jpegs
+
+
+def timed(fn: Callable[[], Any], frames: int) -> tuple[float, Any]:
+    start = time.perf_counter()
+    out = fn()
+    return round((time.perf_counter() - start) * 1000 / frames, 1), out
+
+
+def video_faces(path: Path) -> dict[str, int]:
+    payload = json.loads(path.read_text())
+    faces = [f for frame in payload["frames"] for f in frame["faces"] if f["detected"]]
+    return {"faces": len(faces), "embedded": sum(f["embedded"] for f in faces)}
+
+
+def face_recognition_run(frames: list[np.ndarray]) -> dict[str, Any]:
+    import face_recognition
+
+    times, faces = [], 0
+    for bgr in frames:
+        rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+        start = time.perf_counter()
+        locations = face_recognition.face_locations(rgb)
+        face_recognition.face_encodings(rgb, locations)
+        times.append((time.perf_counter() - start) * 1000)
+        faces += len(locations)
+    return {"ms_per_frame": round(statistics.fmean(times), 1),
+            "ms_per_frame_median": round(statistics.median(times), 1), "faces": faces}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--frames", type=int, default=101)
+    parser.add_argument("--models-dir")
+    parser.add_argument("--data", default=os.environ.get("FACELIVE_TEST_DATA",
+                                                         str(REPO.parent / "shared" / "data")))
+    parser.add_argument("--no-face-recognition", action="store_true",
+                        help="leave out the face_recognition run (when it is not installed)")
+    args = parser.parse_args()
+    frames = letterboxed_frames(Path(args.data) / "video" / CLIP, args.frames)
+    load_before = os.getloadavg()[0]
+    from facelive.cli.gallery_commands import identify_files
+    from facelive.recognition.economy import EVERY_FRAME
+    from facelive.recognition.recognizer import Recognizer
+    from facelive.settings import Settings
+    from facelive.tools.video import annotate_video
+
+    results: dict[str, Any] = {"machine": machine(), "frames": len(frames)}
+    with tempfile.TemporaryDirectory(prefix="facelive-clip-") as tmp:
+        folder = Path(tmp)
+        video, jpegs = write_inputs(frames, folder)
+        settings = Settings.from_env(data_dir=folder / "data", models_dir=args.models_dir)
+        with Recognizer.from_settings(settings) as recognizer:
+            economy = recognizer.economy
+            runs: dict[str, list[float]] = {"video": [], "video_every_frame": [],
+                                            "identify": []}
+            found: dict[str, Any] = {}
+            for _ in range(2):
+                for key in runs:
+                    if key == "identify":
+                        ms, (listed, _) = timed(lambda: identify_files(
+                            recognizer, [str(p) for p in jpegs], settings.max_image_pixels,
+                            settings.max_image_bytes), len(frames))
+                        found[key] = {"faces": sum(len(i["faces"]) for i in listed)}
+                    else:
+                        recognizer.economy = economy if key == "video" else EVERY_FRAME
+                        out = folder / f"{key}.json"
+                        ms, _ = timed(lambda o=out: annotate_video(
+                            recognizer, str(video), json_path=o, err=sys.stderr),
+                            len(frames))
+                        found[key] = video_faces(out)
+                    runs[key].append(ms)
+            recognizer.economy = economy
+    for key, times in runs.items():
+        results[key] = {"ms_per_frame": times[-1], "cold_ms_per_frame": times[0],
+                        **found[key]}
+    if not args.no_face_recognition:
+        results["face_recognition"] = face_recognition_run(frames)
+    load_after = os.getloadavg()[0]
+    results["load_average_1min"] = {"before": round(load_before, 2),
+                                    "after": round(load_after, 2)}
+    video_ms = results["video"]["ms_per_frame"]
+    ratios = {"identify_vs_video": round(results["identify"]["ms_per_frame"] / video_ms, 2),
+              "identify_vs_video_every_frame": round(
+                  results["identify"]["ms_per_frame"]
+                  / results["video_every_frame"]["ms_per_frame"], 2)}
+    if "face_recognition" in results:
+        fr = results["face_recognition"]
+        ratios["video_vs_face_recognition"] = round(video_ms / fr["ms_per_frame"], 3)
+        ratios["faces_video_vs_face_recognition"] = round(
+            results["video"]["faces"] / max(1, fr["faces"]), 2)
+    results["ratios"] = ratios
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for key, value in results.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
