@@ -1,9 +1,9 @@
 """What a frame of a stream needs, so that a stream is worked on only where a frame brings
 something new (issue 17).
 
-Detection: the full MTCNN pyramid runs every `full_every` frames, at a scene cut, and when a
-followed face was not found again where its track predicted it (it turned away, left, or was
-covered: the whole frame is searched at once for where it went); on the frames in between
+Detection: the full MTCNN pyramid runs every `full_every` frames, at a scene cut, and on the
+frame after one in which a followed face was not found again where its track predicted it
+(it turned away, left, was covered, or moved faster than predicted); on the frames in between
 only O-Net runs, on each track's predicted box (vision/mtcnn.py, detect_batch's hints). A
 face that enters the picture is so boxed by the next full pass: at most `full_every` - 1
 frames after the first frame in which the full detector finds it (the entry bound, measured by

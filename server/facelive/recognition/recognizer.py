@@ -468,15 +468,13 @@ class Recognizer:
             for tracker, index in zip(trackers, indices, strict=True)]
         detector = self.engine.detector
         detections = detector.detect_batch(images, hints)
-        # A followed face not found where its track said: search the whole frame at once.
-        lost = [k for k, hint in enumerate(hints)
-                if hint is not None and not _all_found(hint, detections[k])]
-        if lost:
-            again = detector.detect_batch([images[k] for k in lost])
-            for k, found in zip(lost, again, strict=True):
-                detections[k], hints[k] = found, None
-        for tracker, index, hint in zip(trackers, indices, hints, strict=True):
-            tracker.searched(index, full=hint is None)
+        for tracker, index, hint, found in zip(trackers, indices, hints, detections,
+                                               strict=True):
+            # A followed face not found where its track said: the next frame is searched
+            # whole (searching this one again would double its cost for a face that has
+            # mostly turned away or left; one that has moved is found a frame later).
+            tracker.searched(index, full=hint is None,
+                             lost=hint is not None and not _all_found(hint, found))
         detect_ms = _ms(start)
         start = time.perf_counter()
         plans, chips = [], []
