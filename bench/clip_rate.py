@@ -6,13 +6,14 @@ per frame and faces found (issue 17).
 
 The first `--frames` frames of the pedestrian clip (facenet_pytorch_video.mp4, 1920x1080),
 letterboxed to 640x480, written once as an mp4 (mp4v) and once as JPEG files (quality 95).
-Both commands' own work runs in this process, on one loaded recognizer with an empty gallery:
-`video` is `annotate_video` (what `facelive video IN --json OUT` calls: decoding, cuts,
-recognition, JSON), `identify` is `identify_files` (what `facelive identify FILES --json`
-calls: reading each file, batches of 8, JSON-ready faces). Timing in-process leaves out the
-start-up (Python, TensorFlow, the models: seconds, and under load its noise swamps the
-per-frame work). Each runs twice, alternating; the figure is the second run (the first pays
-TensorFlow's one-off kernels for new shapes; it is reported as `cold`). `video` runs at its
+Each command's own work runs in a fresh process of its own (as a CLI run is), on a loaded
+recognizer with an empty gallery: `video` is `annotate_video` (what `facelive video IN --json
+OUT` calls: decoding, cuts, recognition, JSON), `identify` is `identify_files` (what
+`facelive identify FILES --json` calls: reading each file, batches of 8, JSON-ready faces).
+The clock starts after the models are loaded: the start-up (Python, TensorFlow, the models:
+seconds, whose noise under load swamps the per-frame work) is left out of both alike. The
+figure is that first run, `cold` as a user's is (it pays TensorFlow's one-off kernels for
+each new input shape); a second run in the same process is reported as `warm`. `video` runs at its
 defaults (the stream economy) and with everything every frame (full_every = embed_every = 1),
 the like-for-like counterpart of `identify`, which must judge every photo alone.
 face_recognition 1.3 (HOG detector, upsample 1, then its dlib ResNet encodings: its documented
@@ -29,6 +30,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -89,6 +91,37 @@ def timed(fn: Callable[[], Any], frames: int) -> tuple[float, Any]:
     return round((time.perf_counter() - start) * 1000 / frames, 1), out
 
 
+def one_command(kind: str, folder: Path, models_dir: str | None) -> dict[str, Any]:
+    """One command's work, twice, in this (fresh) process: {ms_per_frame (the first, cold
+    run), warm_ms_per_frame, faces[, embedded]}."""
+    from facelive.cli.gallery_commands import identify_files
+    from facelive.recognition.economy import EVERY_FRAME
+    from facelive.recognition.recognizer import Recognizer
+    from facelive.settings import Settings
+    from facelive.tools.video import annotate_video
+
+    jpegs = sorted(folder.glob("frame*.jpg"))
+    settings = Settings.from_env(data_dir=folder / f"data-{kind}", models_dir=models_dir)
+    times, found = [], {}
+    with Recognizer.from_settings(settings) as recognizer:
+        if kind == "video_every_frame":
+            recognizer.economy = EVERY_FRAME
+        for _ in range(2):
+            if kind == "identify":
+                ms, (listed, _) = timed(lambda: identify_files(
+                    recognizer, [str(p) for p in jpegs], settings.max_image_pixels,
+                    settings.max_image_bytes), len(jpegs))
+                found = {"faces": sum(len(i["faces"]) for i in listed)}
+            else:
+                out = folder / f"{kind}.json"
+                ms, _ = timed(lambda o=out: annotate_video(
+                    recognizer, str(folder / "clip.mp4"), json_path=o,
+                    err=open(os.devnull, "w")), len(jpegs))  # noqa: SIM115
+                found = video_faces(out)
+            times.append(ms)
+    return {"ms_per_frame": times[0], "warm_ms_per_frame": times[1], **found}
+
+
 def video_faces(path: Path) -> dict[str, int]:
     payload = json.loads(path.read_text())
     faces = [f for frame in payload["frames"] for f in frame["faces"] if f["detected"]]
@@ -119,44 +152,25 @@ def main() -> int:
                                                          str(REPO.parent / "shared" / "data")))
     parser.add_argument("--no-face-recognition", action="store_true",
                         help="leave out the face_recognition run (when it is not installed)")
+    parser.add_argument("--one", nargs=2, metavar=("KIND", "FOLDER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one_command(args.one[0], Path(args.one[1]), args.models_dir)))
+        return 0
     frames = letterboxed_frames(Path(args.data) / "video" / CLIP, args.frames)
     load_before = os.getloadavg()[0]
-    from facelive.cli.gallery_commands import identify_files
-    from facelive.recognition.economy import EVERY_FRAME
-    from facelive.recognition.recognizer import Recognizer
-    from facelive.settings import Settings
-    from facelive.tools.video import annotate_video
-
     results: dict[str, Any] = {"machine": machine(), "frames": len(frames)}
     with tempfile.TemporaryDirectory(prefix="facelive-clip-") as tmp:
         folder = Path(tmp)
-        video, jpegs = write_inputs(frames, folder)
-        settings = Settings.from_env(data_dir=folder / "data", models_dir=args.models_dir)
-        with Recognizer.from_settings(settings) as recognizer:
-            economy = recognizer.economy
-            runs: dict[str, list[float]] = {"video": [], "video_every_frame": [],
-                                            "identify": []}
-            found: dict[str, Any] = {}
-            for _ in range(2):
-                for key in runs:
-                    if key == "identify":
-                        ms, (listed, _) = timed(lambda: identify_files(
-                            recognizer, [str(p) for p in jpegs], settings.max_image_pixels,
-                            settings.max_image_bytes), len(frames))
-                        found[key] = {"faces": sum(len(i["faces"]) for i in listed)}
-                    else:
-                        recognizer.economy = economy if key == "video" else EVERY_FRAME
-                        out = folder / f"{key}.json"
-                        ms, _ = timed(lambda o=out: annotate_video(
-                            recognizer, str(video), json_path=o, err=sys.stderr),
-                            len(frames))
-                        found[key] = video_faces(out)
-                    runs[key].append(ms)
-            recognizer.economy = economy
-    for key, times in runs.items():
-        results[key] = {"ms_per_frame": times[-1], "cold_ms_per_frame": times[0],
-                        **found[key]}
+        write_inputs(frames, folder)
+        for kind in ("video", "video_every_frame", "identify"):
+            command = [sys.executable, __file__, "--one", kind, str(folder)]
+            if args.models_dir:
+                command += ["--models-dir", args.models_dir]
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise SystemExit(f"bench: {kind} failed:\n{done.stderr[-3000:]}")
+            results[kind] = json.loads(done.stdout.strip().splitlines()[-1])
     if not args.no_face_recognition:
         results["face_recognition"] = face_recognition_run(frames)
     load_after = os.getloadavg()[0]

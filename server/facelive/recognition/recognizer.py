@@ -14,6 +14,7 @@ current embedder (a switch of embedders, an import) are re-embedded from their f
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -141,6 +142,48 @@ def _ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
+# The fused embed + KNN call gets its faces in batches of these sizes only (a batch is padded
+# to the next one, a larger set split into pieces of the largest): each new batch size costs
+# TensorFlow/oneDNN a one-off set of kernels for every layer of the embedder, which a short
+# run (`facelive identify` on a folder, `video` on a clip) otherwise pays over and over as
+# its face counts vary; padding costs at most a third of the smaller batches' work.
+EMBED_BATCHES = (1, 2, 3, 4, 6, 8, 12, 16)
+
+
+def padded(
+    classify: Callable[[np.ndarray, float], tuple[np.ndarray, KnnResult]],
+) -> Callable[[np.ndarray, float], tuple[np.ndarray, KnnResult]]:
+    """`classify` (crops (N, S, S, 3), threshold -> (embeddings, KnnResult)) fed only batches
+    of EMBED_BATCHES sizes; answers for the N crops given, as before."""
+    largest = EMBED_BATCHES[-1]
+
+    def run(crops: np.ndarray, threshold: float) -> tuple[np.ndarray, KnnResult]:
+        crops = np.asarray(crops, np.uint8)
+        embeddings, results = [], []
+        for start in range(0, max(len(crops), 1), largest):
+            chunk = crops[start : start + largest]
+            n = len(chunk)
+            size = next(b for b in EMBED_BATCHES if b >= max(n, 1))
+            if size > n:
+                chunk = np.concatenate([chunk, np.zeros((size - n, *crops.shape[1:]),
+                                                         np.uint8)])
+            vectors, result = classify(chunk, threshold)
+            embeddings.append(vectors[:n])
+            results.append((result, n))
+        if len(results) == 1 and results[0][0].label.shape[0] == results[0][1]:
+            return embeddings[0], results[0][0]
+        merged = {}
+        for f in dataclasses.fields(KnnResult):
+            parts = [getattr(r, f.name) for r, _ in results]
+            merged[f.name] = (None if any(p is None for p in parts) else
+                              np.concatenate([p[:n] for p, (_, n) in zip(parts, results,
+                                                                          strict=True)]))
+        return np.concatenate(embeddings), KnnResult(**merged)
+
+    run.trace_count = getattr(classify, "trace_count", None)  # type: ignore[attr-defined]
+    return run
+
+
 # A track's predicted box counts as found again when a detection overlaps it this much.
 FOUND_IOU = 0.3
 
@@ -183,7 +226,7 @@ class Recognizer:
         margin = float(getattr(self.embedder, "margin", 0.0) if margin is None else margin)
         self.max_pixels, self.max_bytes = max_pixels, max_bytes
         self.knn = KnnIndex(int(self.embedder.dim), k=k, margin=margin)
-        self._classify = self.knn.crop_classifier(self.embedder)
+        self._classify = padded(self.knn.crop_classifier(self.embedder))
         self._names: dict[int, str] = {}
         self._mutate = threading.RLock()
         self._refresh_interval = refresh_interval
@@ -518,11 +561,11 @@ class Recognizer:
     def warm_up(self, height: int = 480, width: int = 640, max_faces: int = 16) -> None:
         """Run the detector at every batch shape of a height x width stream (the page asks
         the camera for 640x480) and the fused embed + KNN call at every face count up to
-        max_faces, so the first clients neither wait for nor grow memory with these one-off
-        allocations (see MTCNN.warm_up)."""
+        max_faces (its EMBED_BATCHES sizes), so the first clients neither wait for nor grow
+        memory with these one-off allocations (see MTCNN.warm_up)."""
         self.engine.detector.warm_up(height, width)
         size = int(self.embedder.chip_size)
-        for count in range(1, max_faces + 1):
+        for count in (b for b in EMBED_BATCHES if b <= max(max_faces, 1)):
             self._classify(np.zeros((count, size, size, 3), np.uint8), self.threshold)
 
     # ------------------------------------------------------------ changes
