@@ -25,6 +25,7 @@ dlib/dnn/{core,layers,input,loss}.h):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -262,7 +263,7 @@ def _read_fc(r: _Reader, version: str) -> FcLayer:
     return FcLayer(params.reshape(num_inputs, num_outputs).copy())
 
 
-_LAYER_READERS = {
+_LAYER_READERS: dict[str, Callable[[_Reader, str], Layer]] = {
     "con_4": _read_con,
     "con_5": _read_con,
     "con_6": _read_con,
@@ -367,12 +368,12 @@ def parse_network(data: bytes) -> ParsedNetwork:
     mean, size = _read_input(r)
     layers: list[Layer | WrapperLayer] = [_read_layer_details(r)]
     _skip_training_state(r, bottom_version, bottom=True)
-    for version in reversed(headers):
-        if version is None:
+    for header in reversed(headers):
+        if header is None:
             layers.append(WrapperLayer())
         else:
             layers.append(_read_layer_details(r))
-            _skip_training_state(r, version, bottom=False)
+            _skip_training_state(r, header, bottom=False)
     if r.remaining:
         raise r.fail(f"{r.remaining} unexpected bytes after the network")
     return ParsedNetwork(tuple(layers), mean, size, margin, dist_thresh)

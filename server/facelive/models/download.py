@@ -17,7 +17,7 @@ import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from facelive.atomic import atomic_path
 from facelive.models.download_errors import (
@@ -240,7 +240,7 @@ def extract_member(
     return dest
 
 
-def _copy_capped(source: BinaryIO, out: BinaryIO, cap: int, what: str) -> tuple[int, str]:
+def _copy_capped(source: IO[bytes], out: BinaryIO, cap: int, what: str) -> tuple[int, str]:
     digest = hashlib.sha256()
     done = 0
     while block := source.read(min(CHUNK, cap + 1 - done)):

@@ -57,7 +57,7 @@ class _RewritingRedirects(urllib.request.HTTPRedirectHandler):
     def __init__(self, rewrites: dict[str, str]) -> None:
         self._rewrites = rewrites
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[override]
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
         location = headers.get("location") or headers.get("uri")
         if location:
             logical = urllib.parse.urljoin(unrewrite_url(req.full_url, self._rewrites), location)

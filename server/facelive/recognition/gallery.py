@@ -132,6 +132,13 @@ def _from_blob(blob: bytes, shape: tuple[int, ...]) -> np.ndarray:
     return np.frombuffer(blob, dtype="<f4").astype(np.float32).reshape(shape)
 
 
+def _inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The rowid an INSERT just made (sqlite3 leaves it None only for other statements)."""
+    if cursor.lastrowid is None:
+        raise sqlite3.InterfaceError("no row was inserted")
+    return cursor.lastrowid
+
+
 def _lookup_key(raw: str) -> str:
     """The key of a name given to find someone: normalised like validate_name, unvalidated (a
     name that could never be stored just finds nobody)."""
@@ -205,7 +212,7 @@ class Gallery(GalleryFile):
             "INSERT INTO people (name, key, created) VALUES (?, ?, ?)",
             (name, name_key(name), created),
         )
-        return int(cursor.lastrowid)
+        return _inserted_id(cursor)
 
     def add_person(self, name: str) -> int:
         """The id of the person called `name` (ignoring case), created if new."""
@@ -313,7 +320,7 @@ class Gallery(GalleryFile):
                VALUES (?, ?, ?, ?, ?, ?, ?)""",
             (person, source, created, jpeg, box, landmarks, hashlib.sha256(jpeg).hexdigest()),
         )
-        return int(cursor.lastrowid)
+        return _inserted_id(cursor)
 
     def add_examples(
         self,
@@ -368,14 +375,14 @@ class Gallery(GalleryFile):
         `missing_for`, only those without a vector of that embedder (to re-embed)."""
         with self._read() as conn:
             if missing_for is None:
-                rows = conn.execute("SELECT id FROM examples ORDER BY id")
+                found = conn.execute("SELECT id FROM examples ORDER BY id")
             else:
-                rows = conn.execute(
+                found = conn.execute(
                     """SELECT id FROM examples e WHERE NOT EXISTS (SELECT 1 FROM embeddings
                        WHERE example = e.id AND embedder = ?) ORDER BY id""",
                     (missing_for,),
                 )
-            ids = [int(r[0]) for r in rows]
+            ids = [int(r[0]) for r in found]
         for start in range(0, len(ids), batch):
             chunk = ids[start : start + batch]
             marks = ",".join("?" * len(chunk))

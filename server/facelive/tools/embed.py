@@ -146,13 +146,12 @@ def embed_images(
                 images.append((item, image))
             except ImageError as exc:
                 out.append((item, f"unreadable: {exc}"))
-        known = [(item, image) for item, image in images if item.detection is not None]
+        known = [(item, image, item.detection) for item, image in images
+                 if item.detection is not None]
         if known:
-            chips = np.stack(
-                [engine.embedder.align(image, item.detection) for item, image in known]
-            )
-            for (item, image), vector in zip(known, engine.embed_chips(chips), strict=True):
-                placements.append(_relative(item.detection, image.shape))
+            chips = np.stack([engine.embedder.align(image, det) for _, image, det in known])
+            for (item, image, det), vector in zip(known, engine.embed_chips(chips), strict=True):
+                placements.append(_relative(det, image.shape))
                 out.append((item, vector))
         unknown = [(item, image) for item, image in images if item.detection is None]
         if unknown:

@@ -220,7 +220,9 @@ def evaluate_lfw(
     same, folds = np.array([p.same for p in pairs]), np.array([p.fold for p in pairs])
     report = ten_fold(distances, same, folds)
     extra: dict[str, Any] = {}
-    if hasattr(engine.embedder, "parts"):
+    from facelive.vision.facenet_embedders import FusedEmbedder
+
+    if isinstance(engine.embedder, FusedEmbedder):
         # The fused embedder: its weight is refitted on each split's training folds.
         from facelive.tools.fusion import fused_ten_fold
 
