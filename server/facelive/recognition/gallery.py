@@ -43,6 +43,7 @@ from facelive.recognition.gallery_file import (
     GalleryFile,
     GalleryFull,
     Migration,
+    inserted_id,
 )
 from facelive.recognition.gallery_records import (
     Added,
@@ -132,13 +133,6 @@ def _from_blob(blob: bytes, shape: tuple[int, ...]) -> np.ndarray:
     return np.frombuffer(blob, dtype="<f4").astype(np.float32).reshape(shape)
 
 
-def _inserted_id(cursor: sqlite3.Cursor) -> int:
-    """The rowid an INSERT just made (sqlite3 leaves it None only for other statements)."""
-    if cursor.lastrowid is None:
-        raise sqlite3.InterfaceError("no row was inserted")
-    return cursor.lastrowid
-
-
 def _lookup_key(raw: str) -> str:
     """The key of a name given to find someone: normalised like validate_name, unvalidated (a
     name that could never be stored just finds nobody)."""
@@ -212,7 +206,7 @@ class Gallery(GalleryFile):
             "INSERT INTO people (name, key, created) VALUES (?, ?, ?)",
             (name, name_key(name), created),
         )
-        return _inserted_id(cursor)
+        return inserted_id(cursor)
 
     def add_person(self, name: str) -> int:
         """The id of the person called `name` (ignoring case), created if new."""
@@ -320,7 +314,7 @@ class Gallery(GalleryFile):
                VALUES (?, ?, ?, ?, ?, ?, ?)""",
             (person, source, created, jpeg, box, landmarks, hashlib.sha256(jpeg).hexdigest()),
         )
-        return _inserted_id(cursor)
+        return inserted_id(cursor)
 
     def add_examples(
         self,
