@@ -22,16 +22,18 @@ run: models
 
 test: setup
 	$(PY) -m ruff check server tests bench
+	$(PY) -m mypy
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: setup
 	$(PY) -m ruff check server tests bench
+	$(PY) -m mypy
 
 bench: models
 	$(PY) bench/engine.py --json
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
 
 # ---------------------------------------------------------------- Docker images and notebooks
 # `make docker` / `make docker-gpu` build the images (docker/); `make docker-run` serves the app

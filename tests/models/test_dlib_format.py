@@ -10,18 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facelive.models.dlib_format import (
+from facelive.models.dlib_format import DlibFormatError, read_dlib_resnet
+from facelive.models.dlib_layers import (
     AddPrevLayer,
     AffineLayer,
-    DlibFormatError,
     FcLayer,
     PoolLayer,
     ReluLayer,
     SkipLayer,
     TagLayer,
-    _Reader,
-    read_dlib_resnet,
 )
+from facelive.models.dlib_serialize import _Reader
 
 
 @pytest.fixture(scope="module")

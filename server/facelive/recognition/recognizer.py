@@ -14,12 +14,10 @@ current embedder (a switch of embedders, an import) are re-embedded from their f
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ from facelive.recognition.archive import export_gallery, import_archive
 from facelive.recognition.calibration import active_threshold, load_calibration
 from facelive.recognition.confidence import probability_right
 from facelive.recognition.economy import Economy
+from facelive.recognition.embed_batches import EMBED_BATCHES, padded
 from facelive.recognition.far_tables import BUILT_IN
 from facelive.recognition.gallery import Gallery, ImportReport, PersonInfo
 from facelive.recognition.knn import UNKNOWN_LABEL, KnnIndex, KnnResult
@@ -37,6 +36,14 @@ from facelive.recognition.names import UNKNOWN, name_key, validate_name
 from facelive.recognition.openset import DEFAULT_TARGET_FAR, FarTable, effective_people
 from facelive.recognition.patches import PatchError, decode_patch, make_patch
 from facelive.recognition.pipeline import Face, FaceEngine, dominant_face
+from facelive.recognition.results import (
+    EnrollCheck,
+    EnrollReport,
+    Lookalike,
+    Picked,
+    RecognizedFace,
+    Skipped,
+)
 from facelive.recognition.tracks import TrackedFace, Tracker, iou, observations
 from facelive.settings import Settings
 from facelive.vision.image import ImageError, decode_image
@@ -52,136 +59,8 @@ ENROLL_BATCH = 8
 REEMBED_BATCH = 32
 
 
-@dataclass(frozen=True)
-class RecognizedFace:
-    """One face of a frame. box: (x, y, w, h) in frame pixels; landmarks: five (x, y) points
-    (eyes, nose, mouth corners); score: detector probability; name: the person or "unknown";
-    distance: Euclidean distance (unit embeddings, 0..2) to the nearest example of `name`, or
-    of the closest person when unknown, None with an empty gallery; confidence: the probability
-    that the face is that nearest person, calibrated on LFW (confidence.py); embedding: (D,)
-    float32 unit vector."""
-
-    box: tuple[float, float, float, float]
-    landmarks: tuple[tuple[float, float], ...]
-    score: float
-    name: str
-    distance: float | None
-    confidence: float
-    person: int | None = None
-    embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
-    # The closest person whatever the threshold (`distance` is to them when unknown).
-    nearest: int | None = None
-    # 0..1, how much this face is worth as evidence (vision/quality.py): small, blurred or
-    # turned faces count for less in a track.
-    quality: float | None = field(default=None, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: {box: [x, y, w, h], score, landmarks, name, distance, confidence}."""
-        return {**wire.face_json(self.box, self.score, self.landmarks), "name": self.name,
-                "distance": wire.rounded(self.distance),
-                "confidence": wire.rounded(self.confidence)}
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """An input left out of an enrolment: its position in the list and why."""
-
-    index: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class Picked:
-    """An accepted input that showed several faces: its position, how many faces, and the
-    box (x, y, w, h) of the one taken (the dominant one, see pipeline.dominant_face)."""
-
-    index: int
-    faces: int
-    box: tuple[float, float, float, float]
-
-    @property
-    def message(self) -> str:
-        x, y, w, h = (round(v) for v in self.box)
-        return (f"{self.faces} faces found; took the largest, at x {x}, y {y} "
-                f"({w}x{h} px)")
-
-
-@dataclass(frozen=True)
-class Lookalike:
-    """An accepted face that the gallery already knows as someone else: its input position,
-    who it looks like, at what distance."""
-
-    index: int
-    name: str
-    distance: float
-
-
-@dataclass(frozen=True)
-class EnrollReport:
-    """name: as stored (an existing person keeps their spelling); person: id, None when
-    nothing was added; example_ids: one per accepted image, in input order; accepted: their
-    input positions; warnings: accepted faces that look like someone else (`lookalikes`, as
-    text); picked: accepted images with several faces, and which one was taken."""
-
-    name: str
-    person: int | None
-    example_ids: list[int]
-    accepted: list[int]
-    skipped: list[Skipped]
-    warnings: list[str]
-    picked: list[Picked] = field(default_factory=list)
-    lookalikes: list[Lookalike] = field(default_factory=list)
-
-
-# Called with (name, vectors of the accepted faces, their input positions) before anything is
-# stored, under the recognizer's lock; raising refuses the enrolment (see same_person.py).
-EnrollCheck = Callable[[str, np.ndarray, list[int]], None]
-
-
 def _ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
-
-
-# The fused embed + KNN call gets its faces in batches of these sizes only (a batch is padded
-# to the next one, a larger set split into pieces of the largest): each new batch size costs
-# TensorFlow/oneDNN a one-off set of kernels for every layer of the embedder, which a short
-# run (`facelive identify` on a folder, `video` on a clip) otherwise pays over and over as
-# its face counts vary; padding costs at most a third of the smaller batches' work.
-EMBED_BATCHES = (1, 2, 3, 4, 6, 8, 12, 16)
-
-
-def padded(
-    classify: Callable[[np.ndarray, float], tuple[np.ndarray, KnnResult]],
-) -> Callable[[np.ndarray, float], tuple[np.ndarray, KnnResult]]:
-    """`classify` (crops (N, S, S, 3), threshold -> (embeddings, KnnResult)) fed only batches
-    of EMBED_BATCHES sizes; answers for the N crops given, as before."""
-    largest = EMBED_BATCHES[-1]
-
-    def run(crops: np.ndarray, threshold: float) -> tuple[np.ndarray, KnnResult]:
-        crops = np.asarray(crops, np.uint8)
-        embeddings, results = [], []
-        for start in range(0, max(len(crops), 1), largest):
-            chunk = crops[start : start + largest]
-            n = len(chunk)
-            size = next(b for b in EMBED_BATCHES if b >= max(n, 1))
-            if size > n:
-                chunk = np.concatenate([chunk, np.zeros((size - n, *crops.shape[1:]),
-                                                         np.uint8)])
-            vectors, result = classify(chunk, threshold)
-            embeddings.append(vectors[:n])
-            results.append((result, n))
-        if len(results) == 1 and results[0][0].label.shape[0] == results[0][1]:
-            return embeddings[0], results[0][0]
-        merged = {}
-        for f in dataclasses.fields(KnnResult):
-            parts = [getattr(r, f.name) for r, _ in results]
-            merged[f.name] = (None if any(p is None for p in parts) else
-                              np.concatenate([p[:n] for p, (_, n) in zip(parts, results,
-                                                                          strict=True)]))
-        return np.concatenate(embeddings), KnnResult(**merged)
-
-    run.trace_count = getattr(classify, "trace_count", None)  # type: ignore[attr-defined]
-    return run
 
 
 # A track's predicted box counts as found again when a detection overlaps it this much.

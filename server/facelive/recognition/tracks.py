@@ -200,8 +200,8 @@ class Tracker:
         matched = self._match(frame, boxes, [o.embedding for o in observations])
         out = []
         for oi, (obs, box) in enumerate(zip(observations, boxes, strict=True)):
-            track = matched.get(oi)
-            if track is None:
+            found = matched.get(oi)
+            if found is None:
                 track = _Track(self._next_id, box, frame, _unit(obs.embedding), obs.distance,
                                obs.confidence)
                 self._next_id += 1
@@ -210,6 +210,7 @@ class Tracker:
                     self._first_vote(track, obs)
                     track.embedded(frame, obs)
             else:
+                track = found
                 step = frame - track.last_frame
                 if step > 0:
                     # Smoothed per-frame motion: steadies the carried boxes of --every N.
@@ -396,6 +397,11 @@ SURE_FRACTION = 0.9
 KEEP_FRACTION = 1.25
 
 
+def _box4(box: Sequence[float]) -> tuple[float, float, float, float]:
+    x, y, w, h = (float(v) for v in box)
+    return (x, y, w, h)
+
+
 def observations(
     faces: Sequence[object], threshold: float, embedded: Sequence[bool] | None = None,
     yaws: Sequence[float] | None = None,
@@ -413,7 +419,7 @@ def observations(
         keep = (nearest is not None and distance is not None
                 and distance <= KEEP_FRACTION * threshold)
         out.append(Observation(
-            tuple(float(v) for v in face.box),  # type: ignore[attr-defined]
+            _box4(face.box),  # type: ignore[attr-defined]
             str(face.name),  # type: ignore[attr-defined]
             distance, float(getattr(face, "confidence", 0.0) or 0.0), person,
             getattr(face, "embedding", None), 1.0 if quality is None else float(quality),
