@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from facelive import wire
+from facelive.recognition import streams
 from facelive.recognition.archive import export_gallery, import_archive
 from facelive.recognition.calibration import active_threshold, load_calibration
 from facelive.recognition.confidence import probability_right
@@ -44,11 +45,11 @@ from facelive.recognition.results import (
     RecognizedFace,
     Skipped,
 )
-from facelive.recognition.tracks import TrackedFace, Tracker, iou, observations
+from facelive.recognition.tracks import TrackedFace, Tracker
 from facelive.settings import Settings
 from facelive.vision.image import ImageError, decode_image
 from facelive.vision.mtcnn import Detection, as_rgb
-from facelive.vision.quality import face_quality, yaw_of
+from facelive.vision.quality import face_quality
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +62,6 @@ REEMBED_BATCH = 32
 
 def _ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
-
-
-# A track's predicted box counts as found again when a detection overlaps it this much.
-FOUND_IOU = 0.3
-
-
-def _all_found(expected: np.ndarray, detections: Sequence[Detection]) -> bool:
-    return all(any(iou(box, d.box) >= FOUND_IOU for d in detections) for box in expected)
 
 
 class Recognizer:
@@ -281,7 +274,7 @@ class Recognizer:
         )
 
     # ------------------------------------------------------------ recognition
-    def _to_rgb(self, frame: ImageInput) -> np.ndarray:
+    def to_rgb(self, frame: ImageInput) -> np.ndarray:
         if isinstance(frame, bytes | bytearray | memoryview):
             return decode_image(bytes(frame), self.max_pixels, self.max_bytes)
         return as_rgb(np.asarray(frame))
@@ -299,9 +292,8 @@ class Recognizer:
         """Several frames: one detector batch, then one fused embed + KNN call for all
         faces. last_timings gets {detect, embed, knn} in ms; the KNN runs inside the
         embedding call, so its time is part of `embed` and `knn` is 0."""
-        if time.monotonic() - self._last_refresh > self._refresh_interval:
-            self.refresh()
-        images = [self._to_rgb(frame) for frame in frames]
+        self.refresh_if_due()
+        images = [self.to_rgb(frame) for frame in frames]
         start = time.perf_counter()
         analyzed = self.engine.analyze_batch(images, embed=False)
         detect_ms = _ms(start)
@@ -319,13 +311,13 @@ class Recognizer:
             for face in faces:
                 quality = face_quality(image, face.detection.box, face.detection.landmarks)
                 row.append(
-                    self._face(face, result, position, embeddings[position], quality.score)
+                    self.face_of(face, result, position, embeddings[position], quality.score)
                 )
                 position += 1
             out.append(row)
         return out
 
-    def _face(
+    def face_of(
         self, face: Face, result: KnnResult, i: int, embedding: np.ndarray,
         quality: float | None = None,
     ) -> RecognizedFace:
@@ -352,86 +344,24 @@ class Recognizer:
         """The gallery's people now: {person id: name}."""
         return dict(self._names)
 
-    def recognize_streams(
-        self, frames: Sequence[ImageInput], trackers: Sequence[Tracker],
-        cuts: Sequence[bool] | None = None,
-    ) -> list[list[dict[str, Any]]]:
-        """Frames of several streams (one frame each, with its stream's tracker): JSON-ready
-        faces whose `name` is their track's (see recognition/tracks.py), with `track` and
-        `embedded` (whether the face was embedded in this frame, recognize_tracked)."""
-        return [[{**face.to_dict(), "name": shown.name, "distance": wire.rounded(shown.distance),
-                  "confidence": wire.rounded(shown.confidence), "track": shown.track,
-                  "embedded": shown.embedded}
-                 for face, shown in pairs]
-                for pairs in self.recognize_tracked(frames, trackers, cuts)]
+    def recognize_streams(self, frames: Sequence[ImageInput], trackers: Sequence[Tracker],
+                          cuts: Sequence[bool] | None = None) -> list[list[dict[str, Any]]]:
+        """Streams' next frames -> JSON-ready faces named by track (recognition/streams.py)."""
+        return streams.recognize_streams(self, frames, trackers, cuts)
 
-    def recognize_tracked(
-        self, frames: Sequence[ImageInput], trackers: Sequence[Tracker],
-        cuts: Sequence[bool] | None = None,
-    ) -> list[list[tuple[RecognizedFace, TrackedFace]]]:
-        """The next frame of each of several streams, worked on only where it brings
-        something new (recognition/economy.py, `self.economy`): the whole frame searched or
-        only around its tracks' predicted boxes, and only the faces that need it embedded;
-        all streams share one detector batch and one fused embed + KNN call. cuts: per
-        frame, whether it starts a new shot (its tracks end). Per frame, per face: the
-        detection (`embedding` None where not embedded; then name and distance are the
-        track's) and the face as its track shows it. last_timings as recognize_batch's."""
+    def recognize_tracked(self, frames: Sequence[ImageInput], trackers: Sequence[Tracker],
+                          cuts: Sequence[bool] | None = None,
+                          ) -> list[list[tuple[RecognizedFace, TrackedFace]]]:
+        """Streams' next frames, worked on only where new (recognition/streams.py)."""
+        return streams.recognize_tracked(self, frames, trackers, cuts)
+
+    def refresh_if_due(self) -> None:
         if time.monotonic() - self._last_refresh > self._refresh_interval:
             self.refresh()
-        images = [self._to_rgb(frame) for frame in frames]
-        indices = [tracker.next_frame for tracker in trackers]
-        for tracker, cut in zip(trackers, cuts or [False] * len(trackers), strict=True):
-            if cut:
-                tracker.reset()
-        economy = self.economy
-        start = time.perf_counter()
-        hints: list[np.ndarray | None] = [
-            None if tracker.full_pass_due(index, economy) else tracker.expected(index)
-            for tracker, index in zip(trackers, indices, strict=True)]
-        detector = self.engine.detector
-        detections = detector.detect_batch(images, hints)
-        for tracker, index, hint, found in zip(trackers, indices, hints, detections,
-                                               strict=True):
-            # A followed face not found where its track said: the next frame is searched
-            # whole (searching this one again would double its cost for a face that has
-            # mostly turned away or left; one that has moved is found a frame later).
-            tracker.searched(index, full=hint is None,
-                             lost=hint is not None and not _all_found(hint, found))
-        detect_ms = _ms(start)
-        start = time.perf_counter()
-        plans, chips = [], []
-        for image, tracker, index, dets in zip(images, trackers, indices, detections,
-                                               strict=True):
-            yaws = [min(yaw_of(d.landmarks), 3.0) for d in dets]
-            reasons = tracker.embedding_plan(index, [wire.xywh(d.box) for d in dets], yaws,
-                                             economy)
-            plans.append((yaws, reasons))
-            chips += [self.embedder.align(image, d)
-                      for d, why in zip(dets, reasons, strict=True) if why is not None]
-        embeddings = result = None
-        if chips:
-            embeddings, result = self._classify(np.stack(chips), self.threshold)
-        self.last_timings = {"detect": detect_ms, "embed": _ms(start) if chips else 0.0,
-                             "knn": 0.0}
-        out: list[list[tuple[RecognizedFace, TrackedFace]]] = []
-        position = 0
-        for image, tracker, index, dets, (yaws, reasons) in zip(
-                images, trackers, indices, detections, plans, strict=True):
-            faces: list[RecognizedFace] = []
-            for det, why in zip(dets, reasons, strict=True):
-                if why is None:
-                    faces.append(RecognizedFace(wire.xywh(det.box), tuple(
-                        (float(x), float(y)) for x, y in det.landmarks), float(det.score),
-                        UNKNOWN, None, 0.0))
-                    continue
-                quality = face_quality(image, det.box, det.landmarks).score
-                faces.append(self._face(Face(det, chips[position]), result, position,
-                                        embeddings[position], quality))
-                position += 1
-            shown = tracker.update(index, observations(
-                faces, self.threshold, [why is not None for why in reasons], yaws), self._names)
-            out.append(list(zip(faces, shown, strict=True)))
-        return out
+
+    def classify_chips(self, chips: np.ndarray) -> tuple[np.ndarray, KnnResult]:
+        """Aligned chips (N, S, S, 3) -> (embeddings, KnnResult), one fused call."""
+        return self._classify(chips, self.threshold)
 
     def __call__(self, frames: Sequence[np.ndarray]) -> list[list[dict[str, Any]]]:
         """The live worker's interface: frames -> JSON-ready faces per frame."""
@@ -463,7 +393,7 @@ class Recognizer:
         decoded: list[tuple[int, np.ndarray]] = []
         for i, image in enumerate(images):
             try:
-                decoded.append((i, self._to_rgb(image)))
+                decoded.append((i, self.to_rgb(image)))
             except (ImageError, ValueError) as exc:
                 skipped.append(Skipped(i, str(exc)))
         accepted: list[tuple[int, np.ndarray, Face]] = []
@@ -510,9 +440,7 @@ class Recognizer:
             skipped, warnings, picked, lookalikes,
         )
 
-    def _lookalikes(
-        self, name: str, vectors: np.ndarray, positions: list[int]
-    ) -> list[Lookalike]:
+    def _lookalikes(self, name: str, vectors: np.ndarray, positions: list[int]) -> list[Lookalike]:
         """The faces that the gallery already knows as someone else."""
         if not len(self.knn):
             return []
