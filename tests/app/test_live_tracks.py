@@ -79,6 +79,10 @@ def test_600_frames_one_at_a_time_all_answered_and_named_by_track(
     replies, refused, disconnects, elapsed = asyncio.run(run())
     assert len(replies) == 600 and disconnects == 0
     assert all(isinstance(f["track"], int) for faces in replies for f in faces)
+    # Issue 17: each face says whether it was embedded in its frame; a steady face mostly not.
+    assert all(isinstance(f["embedded"], bool) for faces in replies for f in faces)
+    embedded = sum(f["embedded"] for faces in replies[:300] for f in faces)
+    assert 1 <= embedded <= 0.5 * 300, embedded
     her_named = sum(any(f["name"] == NAME for f in faces) for faces in replies[:300])
     stranger_named = [f for faces in replies[300:] for f in faces if f["name"] != "unknown"]
     assert her_named >= 0.99 * 300, her_named
