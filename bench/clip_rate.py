@@ -9,7 +9,7 @@ letterboxed to 640x480, written once as an mp4 (mp4v) and once as JPEG files (qu
 Each command's own work runs in a fresh process of its own (as a CLI run is), on a loaded
 recognizer with an empty gallery: `video` is `annotate_video` (what `facelive video IN --json
 OUT` calls: decoding, cuts, recognition, JSON), `identify` is `identify_files` (what
-`facelive identify FILES --json` calls: reading each file, batches of 8, JSON-ready faces).
+`facelive identify FILES --json` calls: reading each file, batches of 4, JSON-ready faces).
 The clock starts after the models are loaded: the start-up (Python, TensorFlow, the models:
 seconds, whose noise under load swamps the per-frame work) is left out of both alike. The
 figure is that first run, `cold` as a user's is (it pays TensorFlow's one-off kernels for

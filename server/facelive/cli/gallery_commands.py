@@ -23,7 +23,10 @@ from facelive.cli.common import (
 )
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-IDENTIFY_BATCH = 8
+# Images per recognizer call. 4, not 8 (issue 17, bench/clip_rate.py): batches of 8 feed the
+# detector and embedder many more distinct shapes, each a one-off kernel build, which a CLI
+# run pays in full: on 101 pedestrian frames 59.5 -> 38.1 ms a frame, warm 32.5 -> 31.3.
+IDENTIFY_BATCH = 4
 
 
 def _recognizer(args: argparse.Namespace) -> Any:
