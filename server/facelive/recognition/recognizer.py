@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,7 +154,7 @@ class Recognizer:
         margin: float | None = None,
         max_pixels: int = 40_000_000,
         max_bytes: int = 20 * 1024 * 1024,
-        refresh_interval: float = 1.0,
+        refresh_interval: float | None = None,
         far_table: FarTable | None = None,
         target_far: float = DEFAULT_TARGET_FAR,
         threshold_source: str = "",
@@ -174,7 +175,18 @@ class Recognizer:
         self._classify = self.knn.crop_classifier(self.embedder)
         self._names: dict[int, str] = {}
         self._mutate = threading.RLock()
-        self._refresh_interval = refresh_interval
+        # How often to ask the gallery whether another process changed it: a SQLite file is
+        # asked every second, a PostgreSQL gallery (which hears of changes) before every batch.
+        self._refresh_interval = float(
+            getattr(gallery, "change_poll_s", 1.0) if refresh_interval is None
+            else refresh_interval
+        )
+        # Reloads for changes made elsewhere, and how many of them each live stream's tracker
+        # has seen: a tracker that missed one decides its names afresh (recognize_streams).
+        self._outside_changes = 0
+        self._tracker_seen: weakref.WeakKeyDictionary[Tracker, int] = (
+            weakref.WeakKeyDictionary()
+        )
         self._last_refresh = time.monotonic()
         self._reload_pending = False
         self.last_timings: dict[str, float] = {}
@@ -190,7 +202,10 @@ class Recognizer:
         embedder, else the embedder's shipped default."""
         # The gallery first: a corrupt or read-only file is then reported at once, not after
         # the seconds the models take to load.
-        gallery = gallery if gallery is not None else Gallery.in_dir(settings.data_dir)
+        if gallery is None:
+            from facelive.recognition.gallery_open import open_gallery
+
+            gallery = open_gallery(settings, listen=True)
         try:
             engine = engine if engine is not None else FaceEngine(settings)
             recipe = getattr(engine.embedder, "recipe", None)
@@ -310,6 +325,7 @@ class Recognizer:
             self._reload_pending = True
             self.reload()
             self._reload_pending = False
+            self._outside_changes += 1
             return True
         return False
 
@@ -423,6 +439,9 @@ class Recognizer:
         faces whose `name` is their track's (see recognition/tracks.py), with `track`."""
         out = []
         for faces, tracker in zip(self.recognize_batch(frames), trackers, strict=True):
+            if self._tracker_seen.get(tracker, self._outside_changes) != self._outside_changes:
+                tracker.forget_names()  # a change made by another worker or the CLI
+            self._tracker_seen[tracker] = self._outside_changes
             tracked = tracker.update(tracker.next_frame, observations(faces, self.threshold),
                                      self._names)
             out.append([{**face.to_dict(), "name": shown.name, "track": shown.track}
