@@ -9,9 +9,9 @@ sharing one gallery. Same tables, records, rules and errors as the SQLite galler
 
 Ids come from identity columns, which never hand out a number twice (so a person id held by a
 running KNN can never come to mean someone else). Deleting cascades from people to examples to
-embeddings in one transaction and is followed by a VACUUM (see GalleryDatabase._purge): no
-patch of a deleted person stays readable through the database. The connection, migrations,
-transactions and notices are gallery_pg_db.py's.
+embeddings in one transaction and is followed by a VACUUM FULL (GalleryDatabase._purge): no
+patch of a deleted person stays readable through the database, not even in its raw pages.
+The connection, migrations, transactions and notices are gallery_pg_db.py's.
 """
 
 from __future__ import annotations
@@ -66,11 +66,13 @@ def _pg_schema_v1(conn: Conn) -> None:
             person BIGINT NOT NULL REFERENCES {SCHEMA}.people(id) ON DELETE CASCADE,
             source TEXT NOT NULL CHECK (source IN ('webcam', 'upload', 'import')),
             created DOUBLE PRECISION NOT NULL,
-            crop BYTEA NOT NULL,
+            crop BYTEA NOT NULL,  -- a JPEG: stored as it is (STORAGE EXTERNAL below)
             box BYTEA NOT NULL,
             landmarks BYTEA NOT NULL,
             digest TEXT NOT NULL)"""
     )
+    # JPEGs do not compress: TOAST them without trying to.
+    conn.execute(f"ALTER TABLE {SCHEMA}.examples ALTER crop SET STORAGE EXTERNAL")
     conn.execute(f"CREATE INDEX examples_person ON {SCHEMA}.examples(person, digest)")
     conn.execute(
         f"""CREATE TABLE {SCHEMA}.embeddings (

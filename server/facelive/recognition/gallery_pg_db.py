@@ -38,8 +38,9 @@ APPLICATION = "facelive-gallery"
 WRITE_LOCK = 0x464C5647_0001
 MIGRATE_LOCK = 0x464C5647_0002
 CONNECT_TIMEOUT_S = 10
+PURGE_LOCK_TIMEOUT = "3s"
 
-_IDLE = psycopg.pq.TransactionStatus.IDLE
+_IN_TRANSACTION = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR)
 
 PgMigration = Callable[[psycopg.Connection[Any]], None]
 
@@ -218,7 +219,7 @@ class GalleryDatabase:
 
         with self._lock:
             if self._listener is None:
-                self._listener = ChangeListener(self.url, CHANNEL, self.origin)
+                self._listener = ChangeListener(self.url, CHANNEL, self.origin, connect)
                 self._listener.start()
 
     def changed_elsewhere(self) -> bool:
@@ -273,7 +274,9 @@ class GalleryDatabase:
         """A read transaction: every query in the block sees one snapshot."""
         with self._lock:
             conn = self._conn
-            if conn is not None and conn.info.transaction_status != _IDLE:
+            if conn is not None and not conn.broken and (
+                conn.info.transaction_status in _IN_TRANSACTION
+            ):
                 yield conn  # inside snapshot(): that transaction is ours
                 return
             with self._transaction() as conn:
@@ -281,14 +284,23 @@ class GalleryDatabase:
                 yield conn
 
     def _purge(self) -> None:
-        """After a delete: VACUUM, so the deleted rows' space (and their TOASTed JPEGs) is
-        freed for reuse at once rather than at autovacuum's leisure. Best effort: a
-        concurrent reader's snapshot can keep rows alive a little longer."""
+        """After a delete: rewrite the tables (VACUUM FULL), so that the deleted faces' bytes
+        go with the old files. A plain VACUUM only marks their space free: the JPEGs would
+        stay in the pages, readable by a superuser through pageinspect until overwritten. The
+        rewrite locks the tables for its duration (milliseconds for thousands of examples,
+        see docs/scaling.md); if other readers hold them past PURGE_LOCK_TIMEOUT, a plain
+        VACUUM is done now and the rewrite is left to the next delete."""
+        tables = f"{SCHEMA}.examples, {SCHEMA}.embeddings, {SCHEMA}.people"
         with self._lock:
             try:
-                self._connection().execute(
-                    f"VACUUM {SCHEMA}.examples, {SCHEMA}.embeddings, {SCHEMA}.people"
-                )
+                conn = self._connection()
+                conn.execute(f"SET lock_timeout = '{PURGE_LOCK_TIMEOUT}'")
+                try:
+                    conn.execute(f"VACUUM (FULL) {tables}")
+                except pg_errors.LockNotAvailable:
+                    conn.execute(f"VACUUM {tables}")
+                finally:
+                    conn.execute("RESET lock_timeout")
             except (psycopg.Error, GalleryError):
                 pass
 

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
-
-from facelive.recognition.gallery_pg_db import connect
 
 POLL_S = 0.5  # how often the thread looks up from waiting (to stop, or to send a heartbeat)
 HEARTBEAT_S = 5.0  # a query now and then, so that a dead connection is noticed
@@ -37,10 +36,15 @@ def _os_threading() -> Any:
 
 class ChangeListener:
     """LISTEN on `channel`; take() says once whether someone other than `origin` committed a
-    change (or the connection was lost) since the last take()."""
+    change (or the connection was lost) since the last take(). connect: url -> an autocommit
+    connection."""
 
-    def __init__(self, url: str, channel: str, origin: str) -> None:
+    def __init__(
+        self, url: str, channel: str, origin: str,
+        connect: Callable[[str], psycopg.Connection[Any]],
+    ) -> None:
         self.url, self.channel, self.origin = url, channel, origin
+        self._connect = connect
         threading = _os_threading()
         self._ready = threading.Event()
         self._stop = threading.Event()
@@ -73,7 +77,7 @@ class ChangeListener:
         first = True
         while not self._stop.is_set():
             try:
-                with connect(self.url) as conn:
+                with self._connect(self.url) as conn:
                     conn.execute(f"LISTEN {self.channel}")
                     if not first:
                         self._changed = True  # what happened while we were away is unknown
