@@ -25,9 +25,9 @@ from live_harness import LiveServer, live_client, start_server, stop_server  # n
 OWNER, VIEWER = "owner-token-scale-13", "viewer-token-scale-13"
 PERSON = "Colin_Powell"
 # kill -9 rounds of worker A. Each costs a worker start (~25 s on the busy 2-core machine),
-# so CI runs 6; FACELIVE_SCALE_KILLS=20 is the full count (run and recorded in
+# so CI runs 5; FACELIVE_SCALE_KILLS=20 is the full count (run and recorded in
 # BENCHMARKS.md).
-KILLS = int(os.environ.get("FACELIVE_SCALE_KILLS", "6"))
+KILLS = int(os.environ.get("FACELIVE_SCALE_KILLS", "5"))
 
 
 @dataclass
@@ -178,6 +178,8 @@ def test_kill_9_of_a_during_enrolments_loses_nothing_and_b_keeps_answering(
                     now = time.monotonic()
                     gaps.append(now - last)
                     last, seq = now, seq + 1
+                    # A camera's pace, not a flood: A's restarts need the CPUs too.
+                    await asyncio.sleep(0.1)
 
             streaming = asyncio.create_task(stream_b())
             for round_ in range(KILLS):
