@@ -151,3 +151,90 @@ def dump_database(url: str) -> list[object]:
                              ("embeddings", "example, embedder")):
             out.append(list(conn.execute(f"SELECT * FROM facelive.{table} ORDER BY {order}")))
     return out
+
+
+@dataclass
+class Nginx:
+    proc: subprocess.Popen[bytes]
+    port: int
+    folder: Path
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def upstreams_seen(self) -> list[tuple[str, str]]:
+        """(client address, worker address, status, path) of every request so far."""
+        log = self.folder / "access.log"
+        if not log.exists():
+            return []
+        return [tuple(line.split()) for line in log.read_text().splitlines()  # type: ignore[misc]
+                if len(line.split()) >= 2]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+NGINX_CONF = Path(__file__).resolve().parents[1] / "docker" / "nginx.conf"
+UPSTREAM_LINE = "        server facelive:5000 max_fails=3 fail_timeout=10s;\n"
+
+
+def nginx_config(folder: Path, port: int, workers: list[int], tls_dir: Path) -> str:
+    """docker/nginx.conf as shipped, pointed at loopback workers: only the listen address, the
+    upstream servers, the certificate folder and the files nginx writes are changed."""
+    import pwd
+
+    text = NGINX_CONF.read_text()
+    for needed in (UPSTREAM_LINE, "listen 443 ssl http2;", "/etc/nginx/tls/",
+                   "worker_processes auto;", "http {\n"):
+        if needed not in text:
+            raise ValueError(f"docker/nginx.conf no longer has {needed.strip()!r}")
+    servers = "".join(f"        server 127.0.0.1:{p} max_fails=3 fail_timeout=10s;\n"
+                      for p in workers)
+    user = f"user {pwd.getpwuid(os.geteuid()).pw_name};\n" if os.geteuid() == 0 else ""
+    files = "".join(f"    {kind}_temp_path {folder}/{kind}_temp;\n"
+                    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    return (text.replace(UPSTREAM_LINE, servers)
+            .replace("listen 443 ssl http2;", f"listen 127.0.0.1:{port} ssl http2;")
+            .replace("/etc/nginx/tls/", f"{tls_dir}/")
+            .replace("worker_processes auto;",
+                     f"{user}worker_processes 2;\ndaemon off;\npid {folder}/nginx.pid;\n"
+                     f"error_log {folder}/error.log warn;")
+            .replace("http {\n", "http {\n    log_format upstream '$remote_addr $upstream_addr "
+                     "$status $request_uri';\n"
+                     f"    access_log {folder}/access.log upstream;\n{files}", 1))
+
+
+def start_nginx(workers: list[int], tls_dir: Path) -> Nginx:
+    """Debian's nginx with the shipped config in front of loopback workers (by port)."""
+    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
+                                       else None)
+    if binary is None:
+        raise FileNotFoundError("nginx not found (apt-get install nginx)")
+    folder = Path(tempfile.mkdtemp(prefix="facelive-nginx-"))
+    port = free_port()
+    conf = folder / "nginx.conf"
+    conf.write_text(nginx_config(folder, port, workers, tls_dir))
+    check = subprocess.run([binary, "-t", "-p", str(folder), "-e", str(folder / "error.log"),
+                            "-c", str(conf)], capture_output=True, text=True, timeout=30)
+    if check.returncode != 0:
+        raise RuntimeError(f"nginx -t: {check.stderr}")
+    proc = subprocess.Popen([binary, "-p", str(folder), "-e", str(folder / "error.log"),
+                             "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return Nginx(proc, port, folder)
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("nginx did not start: " + (folder / "error.log").read_text()
+                                   if (folder / "error.log").exists() else "") from None
+            time.sleep(0.05)

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import pytest
 import requests
+import socketio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
 from live_harness import LiveServer, live_client, start_server, stop_server  # noqa: E402
@@ -145,6 +146,44 @@ def test_rename_and_delete_through_b_reach_a_page_on_a_and_a_follows(cluster: Cl
 
     asyncio.run(scenario())
     assert "Gen. Powell" not in people(a) and people(a) == people(b)
+
+
+def test_one_address_in_front_of_both_workers(cluster: Cluster) -> None:
+    """docker/nginx.conf (on Debian's nginx): REST and the live stream through one address,
+    WebSocket upgraded, and a Socket.IO session that starts on long-polling (a client behind a
+    proxy that blocks WebSocket) kept on one worker for every request."""
+    from conftest import skip_or_fail
+    from services import start_nginx
+
+    try:
+        proxy = start_nginx([cluster.a.port, cluster.b.port], cluster.a.data_dir / "tls")
+    except FileNotFoundError as exc:
+        skip_or_fail(str(exc))
+    try:
+        front = LiveServer(cluster.a.proc, proxy.url, proxy.port, OWNER, cluster.a.data_dir,
+                           view_token=VIEWER)
+        assert people(front) == people(cluster.b)
+
+        async def scenario() -> None:
+            async with live_client(front) as client:
+                event, reply = await client.ask(1, cluster.photos[-1])
+                assert event == "faces" and reply["faces"], reply
+            polling = socketio.AsyncClient(ssl_verify=False, reconnection=False)
+            answers: asyncio.Queue[Any] = asyncio.Queue()
+            polling.on("faces", answers.put_nowait)
+            await polling.connect(proxy.url, transports=["polling", "websocket"],
+                                  auth={"token": VIEWER}, wait_timeout=20)
+            for seq in range(1, 4):
+                await polling.emit("frame", {"seq": seq, "image": cluster.photos[-1]})
+                assert (await asyncio.wait_for(answers.get(), 60))["seq"] == seq
+            await polling.disconnect()
+
+        asyncio.run(scenario())
+        live = [worker for _, worker, *rest in proxy.upstreams_seen()
+                if any("/socket.io/" in r for r in rest)]
+        assert len(live) >= 3 and len(set(live)) == 1, live  # sticky: one worker
+    finally:
+        proxy.stop()
 
 
 @pytest.mark.slow
