@@ -22,6 +22,7 @@ run: models
 
 test: setup
 	$(PY) -m ruff check server tests bench
+	bash .ci/services  # PostgreSQL, Redis, nginx for the tests that start them (issue 13)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: setup
