@@ -1,7 +1,7 @@
 """Scale-out benchmark (issue 13): workers on one PostgreSQL gallery and one Redis, behind nginx.
 
     python bench/scale.py [--json] [--clients 8] [--seconds 45] [--changes 20]
-                          [--models-dir D] [--data DIR] [--gallery-sizes 10000,100000]
+                          [--models-dir D] [--data DIR] [--gallery-sizes 10000,30000]
 
 Starts everything itself (tests/services.py): PostgreSQL (initdb in a temporary folder),
 Redis, two `facelive serve` workers on loopback and Debian's nginx with docker/nginx.conf.
@@ -254,7 +254,7 @@ def gallery_sizes(url: str, patch: Any, sizes: list[int]) -> list[dict[str, Any]
                     vectors = rng.normal(size=(batch, 128)).astype("<f4")
                     cur.execute("INSERT INTO facelive.people (name, key, created) "
                                 "SELECT 'Bulk ' || g, 'bulk ' || g, 0 FROM generate_series("
-                                "%s, %s) g", (have, have + batch - 1))
+                                "%s::int, %s::int) g", (have, have + batch - 1))
                     cur.execute("SELECT id FROM facelive.people WHERE name LIKE 'Bulk %%' "
                                 "ORDER BY id DESC LIMIT %s", (batch,))
                     people = [r[0] for r in cur.fetchall()][::-1]
@@ -277,6 +277,7 @@ def gallery_sizes(url: str, patch: Any, sizes: list[int]) -> list[dict[str, Any]
             start = time.perf_counter()
             stored = g.vectors("dlib-resnet")
             reload_ms = (time.perf_counter() - start) * 1e3
+            knn = knn_cost(stored)
             g.add_examples("To delete", [patch], stored.matrix[:1], "dlib-resnet", "upload")
             start = time.perf_counter()
             g.delete("To delete")
@@ -285,10 +286,33 @@ def gallery_sizes(url: str, patch: Any, sizes: list[int]) -> list[dict[str, Any]
                 db_bytes = conn.execute("SELECT pg_database_size(current_database())"
                                         ).fetchone()[0]
             out.append({"examples": size, "full_reload_ms": round(reload_ms, 1),
-                        "knn_matrix_mib": round(stored.matrix.nbytes / 2**20, 1),
+                        "knn_matrix_mib": round(stored.matrix.nbytes / 2**20, 1), **knn,
                         "delete_with_vacuum_full_ms": round(delete_ms, 1),
                         "database_mib": round(db_bytes / 2**20, 1)})
     return out
+
+
+def knn_cost(stored: Any) -> dict[str, Any]:
+    """What a worker's in-graph KNN costs at this size: resident memory added by loading the
+    vectors, the load itself, and one face's query (brute force over every row)."""
+    from facelive.recognition.knn import KnnIndex
+
+    before = rss_kib(os.getpid()) or 0
+    start = time.perf_counter()
+    index = KnnIndex(stored.matrix.shape[1], k=5)
+    index.replace_all(stored.matrix, stored.labels, stored.example_ids)
+    load_ms = (time.perf_counter() - start) * 1e3
+    grown = ((rss_kib(os.getpid()) or 0) - before) / 1024
+    probe = stored.matrix[:1] + 0.01
+    for _ in range(3):
+        index.query(probe, 0.5)
+    times = []
+    for _ in range(20):
+        start = time.perf_counter()
+        index.query(probe, 0.5)
+        times.append((time.perf_counter() - start) * 1e3)
+    return {"knn_load_ms": round(load_ms, 1), "knn_rss_growth_mib": round(grown, 1),
+            "knn_query_one_face_ms": round(statistics.median(times), 2), "knn_search": index.search}
 
 
 def main() -> int:
@@ -298,7 +322,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=45.0)
     parser.add_argument("--changes", type=int, default=20)
     parser.add_argument("--writes", type=int, default=200)
-    parser.add_argument("--gallery-sizes", default="10000,100000")
+    parser.add_argument("--gallery-sizes", default="10000,30000")
     parser.add_argument("--models-dir")
     parser.add_argument("--data", default=os.environ.get("FACELIVE_TEST_DATA",
                                                          str(REPO.parent / "shared" / "data")))
@@ -310,7 +334,7 @@ def main() -> int:
     frames = load_frames(data)
     lfw = sorted((data / "lfw" / PERSON).glob("*.jpg"))
     photos, probe = [p.read_bytes() for p in lfw[:3]], lfw[10].read_bytes()
-    postgres, redis = start_postgres(), start_redis()
+    postgres, redis = start_postgres(durable=True), start_redis()
     servers: list[Any] = []
     proxy = None
     results: dict[str, Any] = {}

@@ -70,8 +70,9 @@ class Postgres:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def start_postgres() -> Postgres:
-    """A fresh cluster (trust auth on loopback only, fsync off: test data is throwaway)."""
+def start_postgres(durable: bool = False) -> Postgres:
+    """A fresh cluster (trust auth on loopback only). fsync is off unless `durable`: test data
+    is throwaway, while a benchmark of commits wants them on disk as in production."""
     bindir = pg_binaries()
     if bindir is None:
         raise FileNotFoundError("PostgreSQL's initdb/pg_ctl not found (apt-get install postgresql)")
@@ -87,7 +88,8 @@ def start_postgres() -> Postgres:
         capture_output=True, check=True, timeout=120,
     )
     port = free_port()
-    options = (f"-c port={port} -c listen_addresses=127.0.0.1 -c fsync=off "
+    options = (f"-c port={port} -c listen_addresses=127.0.0.1 "
+               f"-c fsync={'on' if durable else 'off'} "
                f"-c unix_socket_directories={folder} -c max_connections=100")
     subprocess.run(
         _as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-o", options,
