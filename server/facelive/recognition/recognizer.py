@@ -30,6 +30,7 @@ from facelive.recognition.calibration import active_threshold, load_calibration
 from facelive.recognition.confidence import probability_right
 from facelive.recognition.far_tables import BUILT_IN
 from facelive.recognition.gallery import Gallery, ImportReport, PersonInfo
+from facelive.recognition.gallery_open import open_gallery
 from facelive.recognition.knn import UNKNOWN_LABEL, KnnIndex, KnnResult
 from facelive.recognition.names import UNKNOWN, name_key, validate_name
 from facelive.recognition.openset import DEFAULT_TARGET_FAR, FarTable, effective_people
@@ -96,18 +97,14 @@ class Recognizer:
         self._classify = self.knn.crop_classifier(self.embedder)
         self._names: dict[int, str] = {}
         self._mutate = threading.RLock()
-        # How often to ask the gallery whether another process changed it: a SQLite file is
-        # asked every second, a PostgreSQL gallery (which hears of changes) before every batch.
-        self._refresh_interval = float(
-            getattr(gallery, "change_poll_s", 1.0) if refresh_interval is None
-            else refresh_interval
-        )
-        # Reloads for changes made elsewhere, and how many of them each live stream's tracker
-        # has seen: a tracker that missed one decides its names afresh (recognize_streams).
+        # Asking a SQLite file whether another process changed it costs a query (every 1 s);
+        # a PostgreSQL gallery hears of changes, so it is asked before every batch.
+        poll = getattr(gallery, "change_poll_s", 1.0)
+        self._refresh_interval = float(poll if refresh_interval is None else refresh_interval)
+        # Reloads for outside changes, and how many each stream's tracker has seen: one that
+        # missed a change decides its names afresh (recognize_streams).
         self._outside_changes = 0
-        self._tracker_seen: weakref.WeakKeyDictionary[Tracker, int] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._tracker_seen: weakref.WeakKeyDictionary[Tracker, int] = weakref.WeakKeyDictionary()
         self._last_refresh = time.monotonic()
         self._reload_pending = False
         self.last_timings: dict[str, float] = {}
@@ -123,10 +120,7 @@ class Recognizer:
         embedder, else the embedder's shipped default."""
         # The gallery first: a corrupt or read-only file is then reported at once, not after
         # the seconds the models take to load.
-        if gallery is None:
-            from facelive.recognition.gallery_open import open_gallery
-
-            gallery = open_gallery(settings, listen=True)
+        gallery = gallery if gallery is not None else open_gallery(settings, listen=True)
         try:
             engine = engine if engine is not None else FaceEngine(settings)
             recipe = getattr(engine.embedder, "recipe", None)
@@ -245,8 +239,7 @@ class Recognizer:
         if self.gallery.changed_elsewhere() or self._reload_pending:
             self._reload_pending = True
             self.reload()
-            self._reload_pending = False
-            self._outside_changes += 1
+            self._reload_pending, self._outside_changes = False, self._outside_changes + 1
             return True
         return False
 
