@@ -179,9 +179,10 @@ def test_one_address_in_front_of_both_workers(cluster: Cluster) -> None:
             await polling.disconnect()
 
         asyncio.run(scenario())
-        live = [worker for _, worker, *rest in proxy.upstreams_seen()
-                if any("/socket.io/" in r for r in rest)]
-        assert len(live) >= 3 and len(set(live)) == 1, live  # sticky: one worker
+        time.sleep(1.0)  # nginx logs a request when it ends
+        seen = proxy.upstreams_seen()
+        live = [worker for _, worker, *rest in seen if any("/socket.io/" in r for r in rest)]
+        assert len(live) >= 3 and len(set(live)) == 1, seen  # sticky: one worker
     finally:
         proxy.stop()
 
