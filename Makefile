@@ -34,7 +34,7 @@ bench: models
 	$(PY) bench/engine.py --json
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
 
 # ---------------------------------------------------------------- Docker images and notebooks
 # `make docker` / `make docker-gpu` build the images (docker/); `make docker-run` serves the app
