@@ -149,7 +149,7 @@ def dump_database(url: str) -> list[object]:
 
     with psycopg.connect(url) as conn:
         out: list[object] = list(conn.execute("SELECT app, version FROM facelive.meta"))
-        for table, order in (("people", "id"), ("examples", "id"),
+        for table, order in (("people", "id"), ("examples", "id"), ("crop_keys", "example"),
                              ("embeddings", "example, embedder")):
             out.append(list(conn.execute(f"SELECT * FROM facelive.{table} ORDER BY {order}")))
     return out

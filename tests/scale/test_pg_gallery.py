@@ -97,7 +97,10 @@ def raw_pages(conn: psycopg.Connection, relation: str) -> bytes:
 
 
 def test_deleted_patches_are_not_readable_through_the_database(pg_url: str) -> None:
-    secret = patches(7, 2)
+    """Patches are sealed at rest, each with its own key; a delete destroys the keys (and the
+    name) down to the raw pages, so whatever the big table's free space still holds can never
+    be opened."""
+    secret = patches(7, 3)
     # From the entropy-coded end (JPEG headers are alike), short enough to sit inside one
     # TOAST chunk.
     probe = secret[0].jpeg[-200:-168]
@@ -109,23 +112,32 @@ def test_deleted_patches_are_not_readable_through_the_database(pg_url: str) -> N
             inspect = False  # a PostgreSQL without contrib: the SQL checks below still hold
     with PgGallery(pg_url) as g, psycopg.connect(pg_url, autocommit=True) as conn:
         g.add_examples("Keep", patches(1, 3), vectors(1, 3), "dlib-resnet", "upload")
-        g.add_examples("Forget", secret, vectors(7, 2), "dlib-resnet", "upload")
+        added = g.add_examples("Forget Me Zq", secret, vectors(7, 3), "dlib-resnet", "upload")
         g.add_examples("Keep too", patches(2, 3), vectors(2, 3), "dlib-resnet", "upload")
+        assert [g.crop(i) for i in added.example_ids] == [p.jpeg for p in secret]
+        keys = [bytes(row[0]) for row in conn.execute(
+            "SELECT key FROM facelive.crop_keys WHERE example = ANY(%s) ORDER BY example",
+            (added.example_ids,))]
         toast = conn.execute("SELECT reltoastrelid::regclass::text FROM pg_class "
                              "WHERE oid = 'facelive.examples'::regclass").fetchone()[0]
         if inspect:
-            assert probe in raw_pages(conn, toast)  # the probe can be found when present
-        g.delete("forget")
-        found = conn.execute(
-            "SELECT count(*) FROM facelive.examples WHERE position(%s in crop) > 0", (probe,)
-        ).fetchone()
-        rows = conn.execute("SELECT count(*) FROM facelive.examples").fetchone()
-        assert found == (0,) and rows == (6,)
+            for relation in (toast, "facelive.examples"):
+                assert probe not in raw_pages(conn, relation)  # sealed at rest
+            assert all(k in raw_pages(conn, "facelive.crop_keys") for k in keys)
+        assert g.remove_examples(added.example_ids[:1]) == 1  # one bad photo ...
         if inspect:
-            for relation in (toast, "facelive.examples", "facelive.embeddings"):
-                assert probe not in raw_pages(conn, relation), relation
-            vector = vectors(7, 2)[0].astype("<f4").tobytes()[:64]
-            assert vector not in raw_pages(conn, "facelive.embeddings")
+            assert keys[0] not in raw_pages(conn, "facelive.crop_keys")
+            assert keys[1] in raw_pages(conn, "facelive.crop_keys")
+        g.delete("forget me zq")  # ... then the person
+        rows = conn.execute("SELECT (SELECT count(*) FROM facelive.examples), "
+                            "(SELECT count(*) FROM facelive.crop_keys)").fetchone()
+        assert rows == (6, 6)
+        assert {e.patch.jpeg for e in g.examples()}.isdisjoint(p.jpeg for p in secret)
+        if inspect:
+            pages = raw_pages(conn, "facelive.crop_keys")
+            assert not any(k in pages for k in keys)
+            assert b"Forget Me Zq" not in raw_pages(conn, "facelive.people")
+            assert b"forget me zq" not in raw_pages(conn, "facelive.people")
 
 
 def test_writers_in_two_connections_and_their_notices(pg_url: str) -> None:

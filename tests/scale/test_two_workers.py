@@ -160,8 +160,8 @@ def test_one_address_in_front_of_both_workers(cluster: Cluster) -> None:
     except FileNotFoundError as exc:
         skip_or_fail(str(exc))
     try:
-        front = LiveServer(cluster.a.proc, proxy.url, proxy.port, OWNER,
-                           data_dir=cluster.a.data_dir, view_token=VIEWER)
+        front = LiveServer(proc=cluster.a.proc, url=proxy.url, port=proxy.port, token=OWNER,
+                           view_token=VIEWER, data_dir=cluster.a.data_dir)
         assert people(front) == people(cluster.b)
 
         async def scenario() -> None:

@@ -4,19 +4,32 @@ sharing one gallery. Same tables, records, rules and errors as the SQLite galler
 
 - people(id, name, key, created): `key` is the case-folded name, UNIQUE.
 - examples(id, person, source, created, crop, box, landmarks, digest): crop is the JPEG face
-  patch, box/landmarks float32 bytes, digest its sha256 (idempotent imports).
+  patch sealed (AES-GCM) with the example's own key, box/landmarks float32 bytes, digest the
+  JPEG's sha256 (idempotent imports).
+- crop_keys(example, key): 32 random bytes per example, deleted with it.
 - embeddings(example, embedder, dim, vector): float32 little-endian bytes.
 
 Ids come from identity columns, which never hand out a number twice (so a person id held by a
-running KNN can never come to mean someone else). Deleting cascades from people to examples to
-embeddings in one transaction and is followed by a VACUUM FULL (GalleryDatabase._purge): no
-patch of a deleted person stays readable through the database, not even in its raw pages.
+running KNN can never come to mean someone else).
+
+Secure deletion without rewriting the big table: PostgreSQL's DELETE and VACUUM leave a row's
+bytes in the table's pages until they are reused, and rewriting the examples table (VACUUM
+FULL) on every delete would lock it for seconds at tens of thousands of faces. So each
+patch is sealed with a key of its own (crypto-shredding): a delete removes the person (or one
+example) with their examples, keys and embeddings in one transaction, then rewrites only the
+small tables of keys and names, whose old files take the keys with them
+(GalleryDatabase._purge). What may linger in the examples
+table's free space is ciphertext nobody can open. The key sits beside the data on purpose: it
+is there to be destroyed, not to protect a stolen database (that is the disk's encryption's
+job).
+
 The connection, migrations, transactions and notices are gallery_pg_db.py's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,6 +37,8 @@ from typing import Any
 
 import numpy as np
 import psycopg
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from facelive.recognition.gallery import (
     SOURCES,
@@ -36,7 +51,7 @@ from facelive.recognition.gallery import (
     _lookup_key,
     _person_info,
 )
-from facelive.recognition.gallery_file import GalleryError
+from facelive.recognition.gallery_file import GalleryCorrupt, GalleryError
 from facelive.recognition.gallery_pg_db import SCHEMA, GalleryDatabase, PgMigration
 from facelive.recognition.gallery_records import (
     Added,
@@ -66,14 +81,19 @@ def _pg_schema_v1(conn: Conn) -> None:
             person BIGINT NOT NULL REFERENCES {SCHEMA}.people(id) ON DELETE CASCADE,
             source TEXT NOT NULL CHECK (source IN ('webcam', 'upload', 'import')),
             created DOUBLE PRECISION NOT NULL,
-            crop BYTEA NOT NULL,  -- a JPEG: stored as it is (STORAGE EXTERNAL below)
+            crop BYTEA NOT NULL,  -- nonce + AES-GCM(its key, JPEG): no use compressing it
             box BYTEA NOT NULL,
             landmarks BYTEA NOT NULL,
             digest TEXT NOT NULL)"""
     )
-    # JPEGs do not compress: TOAST them without trying to.
+    # Sealed JPEGs do not compress: TOAST them without trying to.
     conn.execute(f"ALTER TABLE {SCHEMA}.examples ALTER crop SET STORAGE EXTERNAL")
     conn.execute(f"CREATE INDEX examples_person ON {SCHEMA}.examples(person, digest)")
+    conn.execute(
+        f"""CREATE TABLE {SCHEMA}.crop_keys (
+            example BIGINT PRIMARY KEY REFERENCES {SCHEMA}.examples(id) ON DELETE CASCADE,
+            key BYTEA NOT NULL CHECK (octet_length(key) = 32))"""
+    )
     conn.execute(
         f"""CREATE TABLE {SCHEMA}.embeddings (
             example BIGINT NOT NULL REFERENCES {SCHEMA}.examples(id) ON DELETE CASCADE,
@@ -89,6 +109,21 @@ def _pg_schema_v1(conn: Conn) -> None:
 PG_MIGRATIONS: tuple[PgMigration, ...] = (_pg_schema_v1,)
 
 P, E, X = f"{SCHEMA}.people", f"{SCHEMA}.examples", f"{SCHEMA}.embeddings"
+K = f"{SCHEMA}.crop_keys"
+_SEAL_CONTEXT = b"facelive crop v1"  # AES-GCM associated data: what the bytes are
+
+
+def seal(key: bytes, jpeg: bytes) -> bytes:
+    """nonce (12 bytes) + AES-GCM ciphertext and tag of a face patch."""
+    nonce = os.urandom(12)
+    return nonce + AESGCM(key).encrypt(nonce, jpeg, _SEAL_CONTEXT)
+
+
+def unseal(key: bytes, sealed: bytes) -> bytes:
+    try:
+        return AESGCM(key).decrypt(sealed[:12], sealed[12:], _SEAL_CONTEXT)
+    except InvalidTag:
+        raise GalleryCorrupt("a stored face patch fails its integrity check") from None
 
 
 class PgGallery(GalleryDatabase):
@@ -187,6 +222,7 @@ class PgGallery(GalleryDatabase):
         with self._write() as conn:
             row = conn.execute(f"SELECT COUNT(*) FROM {P}").fetchone()
             conn.execute(f"DELETE FROM {X}")
+            conn.execute(f"DELETE FROM {K}")
             conn.execute(f"DELETE FROM {E}")
             conn.execute(f"DELETE FROM {P}")
         self._purge()
@@ -221,12 +257,15 @@ class PgGallery(GalleryDatabase):
         conn: Conn, person: int, source: str, created: float, patch: FacePatch
     ) -> int:
         jpeg, box, landmarks = _check_patch(patch)
+        key = os.urandom(32)
         row = conn.execute(
             f"""INSERT INTO {E} (person, source, created, crop, box, landmarks, digest)
                 VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id""",
-            (person, source, created, jpeg, box, landmarks, hashlib.sha256(jpeg).hexdigest()),
+            (person, source, created, seal(key, jpeg), box, landmarks,
+             hashlib.sha256(jpeg).hexdigest()),
         ).fetchone()
         assert row is not None
+        conn.execute(f"INSERT INTO {K} (example, key) VALUES (%s, %s)", (row[0], key))
         return int(row[0])
 
     def add_examples(
@@ -269,11 +308,12 @@ class PgGallery(GalleryDatabase):
     def crop(self, example_id: int) -> bytes:
         """The JPEG face patch of one example (for thumbnails)."""
         with self._read() as conn:
-            found = conn.execute(f"SELECT crop FROM {E} WHERE id = %s",
-                                 (int(example_id),)).fetchone()
+            found = conn.execute(
+                f"SELECT e.crop, k.key FROM {E} e JOIN {K} k ON k.example = e.id "
+                "WHERE e.id = %s", (int(example_id),)).fetchone()
         if found is None:
             raise GalleryError(f"no example {example_id}")
-        return bytes(found[0])
+        return unseal(bytes(found[1]), bytes(found[0]))
 
     def examples(
         self, missing_for: str | None = None, batch: int = 64
@@ -294,12 +334,13 @@ class PgGallery(GalleryDatabase):
             chunk = ids[start : start + batch]
             with self._read() as conn:
                 found = conn.execute(
-                    f"SELECT id, person, source, created, crop, box, landmarks FROM {E} "
-                    "WHERE id = ANY(%s) ORDER BY id",
+                    "SELECT e.id, e.person, e.source, e.created, e.crop, e.box, e.landmarks, "
+                    f"k.key FROM {E} e JOIN {K} k ON k.example = e.id "
+                    "WHERE e.id = ANY(%s) ORDER BY e.id",
                     (chunk,),
                 ).fetchall()
-            for eid, person, source, created, crop, box, landmarks in found:
-                patch = FacePatch(bytes(crop), _from_blob(bytes(box), (4,)),
+            for eid, person, source, created, crop, box, landmarks, key in found:
+                patch = FacePatch(unseal(bytes(key), bytes(crop)), _from_blob(bytes(box), (4,)),
                                   _from_blob(bytes(landmarks), (5, 2)))
                 yield StoredExample(int(eid), int(person), str(source), float(created), patch)
 

@@ -284,23 +284,23 @@ class GalleryDatabase:
                 yield conn
 
     def _purge(self) -> None:
-        """After a delete: rewrite the tables (VACUUM FULL), so that the deleted faces' bytes
-        go with the old files. A plain VACUUM only marks their space free: the JPEGs would
-        stay in the pages, readable by a superuser through pageinspect until overwritten. The
-        rewrite locks the tables for its duration (milliseconds for thousands of examples,
-        see docs/scaling.md); if other readers hold them past PURGE_LOCK_TIMEOUT, a plain
-        VACUUM is done now and the rewrite is left to the next delete."""
-        tables = f"{SCHEMA}.examples, {SCHEMA}.embeddings, {SCHEMA}.people"
+        """After a delete: rewrite the small tables of patch keys and names (VACUUM FULL), so
+        that the deleted keys and names go with their old files, and VACUUM the others, so
+        their dead rows are freed now. What lingers in the examples' free space is sealed
+        with a key that no longer exists (see gallery_pg.py). Best effort: if readers hold the
+        tables past PURGE_LOCK_TIMEOUT, a plain VACUUM now and the rewrite at the next
+        delete."""
         with self._lock:
             try:
                 conn = self._connection()
                 conn.execute(f"SET lock_timeout = '{PURGE_LOCK_TIMEOUT}'")
                 try:
-                    conn.execute(f"VACUUM (FULL) {tables}")
+                    conn.execute(f"VACUUM (FULL) {SCHEMA}.crop_keys, {SCHEMA}.people")
                 except pg_errors.LockNotAvailable:
-                    conn.execute(f"VACUUM {tables}")
+                    conn.execute(f"VACUUM {SCHEMA}.crop_keys, {SCHEMA}.people")
                 finally:
                     conn.execute("RESET lock_timeout")
+                conn.execute(f"VACUUM {SCHEMA}.examples, {SCHEMA}.embeddings")
             except (psycopg.Error, GalleryError):
                 pass
 
