@@ -23,6 +23,7 @@ run: models
 test: setup
 	$(PY) -m ruff check server tests bench
 	$(PY) -m mypy
+	bash .ci/services  # PostgreSQL, Redis, nginx for the tests that start them (issue 13)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: setup

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from facelive.recognition.economy import Economy
 from facelive.recognition.embed_batches import EMBED_BATCHES, padded
 from facelive.recognition.far_tables import BUILT_IN
 from facelive.recognition.gallery import Gallery, ImportReport, PersonInfo
+from facelive.recognition.gallery_open import open_gallery
 from facelive.recognition.knn import UNKNOWN_LABEL, KnnIndex, KnnResult
 from facelive.recognition.names import UNKNOWN, name_key, validate_name
 from facelive.recognition.openset import DEFAULT_TARGET_FAR, FarTable, effective_people
@@ -45,7 +47,7 @@ from facelive.recognition.results import (
     RecognizedFace,
     Skipped,
 )
-from facelive.recognition.tracks import TrackedFace, Tracker
+from facelive.recognition.tracks import Tracker
 from facelive.settings import Settings
 from facelive.vision.image import ImageError, decode_image
 from facelive.vision.mtcnn import Detection, as_rgb
@@ -77,7 +79,7 @@ class Recognizer:
         margin: float | None = None,
         max_pixels: int = 40_000_000,
         max_bytes: int = 20 * 1024 * 1024,
-        refresh_interval: float = 1.0,
+        refresh_interval: float | None = None,
         far_table: FarTable | None = None,
         target_far: float = DEFAULT_TARGET_FAR,
         threshold_source: str = "",
@@ -101,7 +103,14 @@ class Recognizer:
         self._classify = padded(self.knn.crop_classifier(self.embedder))
         self._names: dict[int, str] = {}
         self._mutate = threading.RLock()
-        self._refresh_interval = refresh_interval
+        # Asking a SQLite file whether another process changed it costs a query (every 1 s);
+        # a PostgreSQL gallery hears of changes, so it is asked before every batch.
+        poll = getattr(gallery, "change_poll_s", 1.0)
+        self._refresh_interval = float(poll if refresh_interval is None else refresh_interval)
+        # Reloads for outside changes, and how many each stream's tracker has seen: one that
+        # missed a change decides its names afresh (recognize_streams).
+        self._outside_changes = 0
+        self._tracker_seen: weakref.WeakKeyDictionary[Tracker, int] = weakref.WeakKeyDictionary()
         self._last_refresh = time.monotonic()
         self._reload_pending = False
         self.last_timings: dict[str, float] = {}
@@ -117,7 +126,7 @@ class Recognizer:
         embedder, else the embedder's shipped default."""
         # The gallery first: a corrupt or read-only file is then reported at once, not after
         # the seconds the models take to load.
-        gallery = gallery if gallery is not None else Gallery.in_dir(settings.data_dir)
+        gallery = gallery if gallery is not None else open_gallery(settings, listen=True)
         try:
             engine = engine if engine is not None else FaceEngine(settings)
             recipe = getattr(engine.embedder, "recipe", None)
@@ -238,7 +247,7 @@ class Recognizer:
         if self.gallery.changed_elsewhere() or self._reload_pending:
             self._reload_pending = True
             self.reload()
-            self._reload_pending = False
+            self._reload_pending, self._outside_changes = False, self._outside_changes + 1
             return True
         return False
 
@@ -292,7 +301,8 @@ class Recognizer:
         """Several frames: one detector batch, then one fused embed + KNN call for all
         faces. last_timings gets {detect, embed, knn} in ms; the KNN runs inside the
         embedding call, so its time is part of `embed` and `knn` is 0."""
-        self.refresh_if_due()
+        if time.monotonic() - self._last_refresh > self._refresh_interval:
+            self.refresh()
         images = [self.to_rgb(frame) for frame in frames]
         start = time.perf_counter()
         analyzed = self.engine.analyze_batch(images, embed=False)
@@ -350,18 +360,9 @@ class Recognizer:
         return streams.recognize_streams(self, frames, trackers, cuts)
 
     def recognize_tracked(self, frames: Sequence[ImageInput], trackers: Sequence[Tracker],
-                          cuts: Sequence[bool] | None = None,
-                          ) -> list[list[tuple[RecognizedFace, TrackedFace]]]:
+                          cuts: Sequence[bool] | None = None) -> list[list[streams.Pair]]:
         """Streams' next frames, worked on only where new (recognition/streams.py)."""
         return streams.recognize_tracked(self, frames, trackers, cuts)
-
-    def refresh_if_due(self) -> None:
-        if time.monotonic() - self._last_refresh > self._refresh_interval:
-            self.refresh()
-
-    def classify_chips(self, chips: np.ndarray) -> tuple[np.ndarray, KnnResult]:
-        """Aligned chips (N, S, S, 3) -> (embeddings, KnnResult), one fused call."""
-        return self._classify(chips, self.threshold)
 
     def __call__(self, frames: Sequence[np.ndarray]) -> list[list[dict[str, Any]]]:
         """The live worker's interface: frames -> JSON-ready faces per frame."""

@@ -24,6 +24,8 @@ from facelive.vision.quality import face_quality, yaw_of
 if TYPE_CHECKING:
     from facelive.recognition.recognizer import ImageInput, Recognizer
 
+# A detection (RecognizedFace) and the face as its track shows it.
+Pair = tuple[RecognizedFace, TrackedFace]
 # A track's predicted box counts as found again when a detection overlaps it this much.
 FOUND_IOU = 0.3
 # Yaw beyond this is a profile whatever its value (and never inf, which the rule cannot use).
@@ -32,6 +34,21 @@ MAX_YAW = 3.0
 
 def _all_found(expected: np.ndarray, detections: Sequence[Detection]) -> bool:
     return all(any(iou(box, d.box) >= FOUND_IOU for d in detections) for box in expected)
+
+
+# The recogniser's own state these need is its business; kept here so that recognizer.py
+# stays one job (and under the house's 500 lines).
+def _refresh_if_due(recognizer: Recognizer) -> None:
+    if time.monotonic() - recognizer._last_refresh > recognizer._refresh_interval:  # noqa: SLF001
+        recognizer.refresh()
+
+
+def _catch_up(recognizer: Recognizer, tracker: Tracker) -> None:
+    """A stream's tracker forgets its names after a change made by another worker or the CLI."""
+    seen, changes = recognizer._tracker_seen, recognizer._outside_changes  # noqa: SLF001
+    if seen.get(tracker, changes) != changes:
+        tracker.forget_names()
+    seen[tracker] = changes
 
 
 def _ms(start: float) -> float:
@@ -60,10 +77,11 @@ def recognize_tracked(
     the detection as a RecognizedFace (`embedding` None where not embedded: its name and
     distance are then the track's) and the face as its track shows it. The recognizer's
     last_timings get {detect, embed, knn} in ms, as recognize_batch's."""
-    recognizer.refresh_if_due()
+    _refresh_if_due(recognizer)
     images = [recognizer.to_rgb(frame) for frame in frames]
     indices = [tracker.next_frame for tracker in trackers]
     for tracker, cut in zip(trackers, cuts or [False] * len(trackers), strict=True):
+        _catch_up(recognizer, tracker)
         if cut:
             tracker.reset()
     economy = recognizer.economy
@@ -89,7 +107,8 @@ def recognize_tracked(
         chips += [recognizer.embedder.align(image, d)
                   for d, why in zip(dets, reasons, strict=True) if why is not None]
     if chips:
-        embeddings, result = recognizer.classify_chips(np.stack(chips))
+        embeddings, result = recognizer._classify(  # noqa: SLF001
+            np.stack(chips), recognizer.threshold)
     recognizer.last_timings = {"detect": detect_ms, "embed": _ms(start) if chips else 0.0,
                                "knn": 0.0}
     out: list[list[tuple[RecognizedFace, TrackedFace]]] = []
