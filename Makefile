@@ -22,10 +22,12 @@ run: models
 
 test: setup
 	$(PY) -m ruff check server tests bench
+	$(PY) -m mypy
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: setup
 	$(PY) -m ruff check server tests bench
+	$(PY) -m mypy
 
 bench: models
 	$(PY) bench/engine.py --json

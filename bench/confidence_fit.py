@@ -38,7 +38,8 @@ def main() -> int:
     args = parser.parse_args()
     from facelive.recognition.pipeline import FaceEngine
     from facelive.settings import Settings
-    from facelive.tools.evaluate_lfw import embed_files, read_pairs
+    from facelive.tools.embedding import embed_files
+    from facelive.tools.evaluate_lfw import read_pairs
 
     engine = FaceEngine(Settings.from_env())
     pairs = read_pairs(args.lfw, args.pairs or args.lfw / "pairs.txt", args.per_fold)

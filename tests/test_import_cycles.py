@@ -99,3 +99,17 @@ def test_no_import_cycle_in_facelive() -> None:
     assert "facelive.recognition.gallery" in graph and "facelive.cli.common" in graph
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+# Small modules with one job: a module past this many lines is doing two.
+MAX_MODULE_LINES = 500
+
+
+def test_no_module_over_the_size_limit() -> None:
+    sizes = {
+        module_name(path): len(path.read_text(encoding="utf-8").splitlines())
+        for path in PACKAGE.rglob("*.py")
+    }
+    assert sizes["facelive.recognition.knn"] > 100  # the walk reads the real modules
+    too_long = {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES}
+    assert not too_long, f"modules over {MAX_MODULE_LINES} lines: {too_long}"

@@ -35,7 +35,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "Settings": "facelive.settings",
     "Recognizer": "facelive.recognition.recognizer",
-    "RecognizedFace": "facelive.recognition.recognizer",
+    "RecognizedFace": "facelive.recognition.results",
     "FaceEngine": "facelive.recognition.pipeline",
     "Face": "facelive.recognition.pipeline",
     "MTCNN": "facelive.vision.mtcnn",

@@ -36,7 +36,7 @@ def _parse_float_triple(name: str, raw: str) -> tuple[float, float, float]:
         raise SettingsError(f"{name} must be three comma-separated numbers, got {raw!r}") from None
     if len(values) != 3 or not all(0.0 < v < 1.0 for v in values):
         raise SettingsError(f"{name} must be three numbers in (0, 1), got {raw!r}")
-    return values  # type: ignore[return-value]
+    return values
 
 
 def _parse_flag(name: str, raw: str) -> bool:

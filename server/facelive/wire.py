@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 
-def xywh(corners: Sequence[float]) -> tuple[float, float, float, float]:
+def xywh(corners: Iterable[float]) -> tuple[float, float, float, float]:
     """(x1, y1, x2, y2) corners -> (x, y, w, h), in the same pixels."""
     x1, y1, x2, y2 = (float(v) for v in corners)
     return (x1, y1, x2 - x1, y2 - y1)

@@ -19,9 +19,9 @@ from facelive.models.dlib_format import (
     ReluLayer,
     SkipLayer,
     TagLayer,
-    _Reader,
     read_dlib_resnet,
 )
+from facelive.models.dlib_serialize import _Reader
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,8 @@ def test_calibrated_on_lfw_pairs(models_dir, lfw_dir) -> None:  # type: ignore[n
     probability per band matches the observed share of same-person pairs within 0.1."""
     from facelive.recognition.pipeline import FaceEngine
     from facelive.settings import Settings
-    from facelive.tools.evaluate_lfw import embed_files, read_pairs
+    from facelive.tools.embedding import embed_files
+    from facelive.tools.evaluate_lfw import read_pairs
 
     engine = FaceEngine(Settings.from_env({}, models_dir=models_dir, embedder="dlib-resnet"))
     listed = read_pairs(lfw_dir, lfw_dir / "pairs.txt", 80)

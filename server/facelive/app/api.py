@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
 from facelive import __version__
 from facelive.app.auth import OWNER, VIEWER, bearer_token, role_of
@@ -92,7 +93,7 @@ def json_http_errors(app: Flask) -> None:
     """404, 405, 413... under /api answer JSON {error}, like every other API error."""
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Response | HTTPException:
+    def http_error(exc: HTTPException) -> BaseResponse | HTTPException:
         if not request.path.startswith(api.url_prefix or "/api"):
             return exc
         message = exc.description or exc.name

@@ -83,5 +83,5 @@ def create_app(settings: Settings, recognizer: Any | None = None) -> tuple[Flask
     app.register_blueprint(web_blueprint(settings.web_dir))
     register_live_events(socketio, state)
     if settings.access_log:
-        app.wsgi_app = access_log(app.wsgi_app)  # type: ignore[method-assign]
+        app.wsgi_app = access_log(app.wsgi_app)  # type: ignore[method-assign, assignment]
     return app, socketio

@@ -29,6 +29,12 @@ from facelive.errors import FaceLiveError
 log = logging.getLogger(__name__)
 
 
+def _sid() -> str:
+    """The Socket.IO session id of the event being handled (Flask-SocketIO sets it on the
+    request; Flask's types do not know it)."""
+    return request.sid  # type: ignore[attr-defined]
+
+
 def capture_observer(
     state: LiveState, emit_to: Callable[[str, dict[str, Any], str], None]
 ) -> Callable[[str, Frame, list[dict[str, Any]]], None]:
@@ -74,9 +80,9 @@ def register_live_events(socketio: SocketIO, state: LiveState) -> None:
                 f"server busy: {connected} client{'s' if connected != 1 else ''} connected, "
                 f"the limit is {settings.max_clients}; try again later"
             )
-        state.clients.add(request.sid)
+        state.clients.add(_sid())
         if owner:
-            state.writers.add(request.sid)
+            state.writers.add(_sid())
         emit("hello", {
             "version": __version__,
             **describe(state.worker.recognizer),
@@ -95,38 +101,38 @@ def register_live_events(socketio: SocketIO, state: LiveState) -> None:
 
     @socketio.on("disconnect")
     def on_disconnect(reason: Any = None) -> None:
-        state.clients.discard(request.sid)
-        state.worker.forget(request.sid)
-        state.writers.discard(request.sid)
-        state.captures.pop(request.sid, None)
+        state.clients.discard(_sid())
+        state.worker.forget(_sid())
+        state.writers.discard(_sid())
+        state.captures.pop(_sid(), None)
 
     @socketio.on("frame")
     def on_frame(message: Any = None) -> None:
         received = time.perf_counter()
         try:
             # The rate first: a frame over it is answered without being looked at.
-            state.worker.admit(request.sid, message, received)
+            state.worker.admit(_sid(), message, received)
             frame = parse_frame(
                 message, received, settings.max_frame_bytes, settings.max_frame_pixels
             )
-            state.worker.submit(request.sid, frame)
+            state.worker.submit(_sid(), frame)
         except FrameError as exc:
             emit("error", exc.reply())
 
     @socketio.on("capture_start")
     def on_capture_start(message: Any = None) -> dict[str, Any]:
         """{count?} -> {ok, target}: the next frames this client streams are judged."""
-        if request.sid not in state.writers:
+        if _sid() not in state.writers:
             return _failed("adding people needs the access token (open the link with it)")
         count = message.get("count", DEFAULT_TARGET) if isinstance(message, dict) else None
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_TARGET:
             return _failed(f"count must be an integer in 1..{MAX_TARGET}")
-        state.captures[request.sid] = CaptureSession(target=count)
+        state.captures[_sid()] = CaptureSession(target=count)
         return {"ok": True, "target": count}
 
     @socketio.on("capture_cancel")
     def on_capture_cancel(message: Any = None) -> dict[str, Any]:
-        state.captures.pop(request.sid, None)
+        state.captures.pop(_sid(), None)
         return {"ok": True}
 
     @socketio.on("capture_save")
@@ -135,7 +141,7 @@ def register_live_events(socketio: SocketIO, state: LiveState) -> None:
         what was taken. On a refusal (a bad name, an existing name without add, faces unlike
         that person's without force: {ok: false, error, reason}) the frames are kept, so the
         name can be corrected or the choice confirmed."""
-        sid = request.sid
+        sid = _sid()
         if sid not in state.writers:
             return _failed("adding people needs the access token (open the link with it)")
         session = state.captures.get(sid)

@@ -111,8 +111,9 @@ SCHEMAS: dict[str, Any] = {
 
 
 def openapi_document(version: str, limits: UploadLimits) -> dict[str, Any]:
-    change = [{"bearer": []}]
-    view = [{"bearer": []}]  # the owner's token or the view token (unless viewing is open)
+    change: list[dict[str, list[str]]] = [{"bearer": []}]
+    # The owner's token or the view token (unless viewing is open).
+    view: list[dict[str, list[str]]] = [{"bearer": []}]
     flags = [
         {"name": "add", "in": "query", "schema": {"type": "boolean"},
          "description": "true: add to the person of that name if they exist (else 409)"},

@@ -93,7 +93,7 @@ def make_self_signed(
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "FaceLive (self-signed)"),
     ])
     now = dt.datetime.now(dt.UTC)
-    alt = [x509.DNSName(n) for n in dns_names]
+    alt: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
     alt += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses]
     cert = (
         x509.CertificateBuilder()

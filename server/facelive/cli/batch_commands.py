@@ -50,7 +50,8 @@ def cmd_align(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- embed
 def cmd_embed(args: argparse.Namespace) -> int:
     from facelive.tools.dataset import expand_inputs
-    from facelive.tools.embed import embed_images, save_embeddings
+    from facelive.tools.embed import save_embeddings
+    from facelive.tools.embedding import embed_images
 
     files = expand_inputs(Path(p) for p in args.inputs)
     settings = settings_from_args(args)

@@ -95,6 +95,7 @@ def cmd_evaluate_openset(args: argparse.Namespace) -> int:
     lfw_dir = _lfw_dir(args.lfw_dir)
     engine = load_engine(settings)
     embedder = engine.embedder
+    source: str
     threshold, source = active_threshold(
         settings.data_dir, embedder.name, embedder.threshold, settings.match_threshold,
         getattr(embedder, "recipe", None),

@@ -200,7 +200,7 @@ def _load_joblib_list(path: Path) -> list[Any]:
     import lz4.frame
     from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
 
-    class _Restricted(NumpyUnpickler):  # type: ignore[misc]
+    class _Restricted(NumpyUnpickler):
         dispatch = NumpyUnpickler.dispatch.copy()
 
         def find_class(self, module: str, name: str) -> Any:

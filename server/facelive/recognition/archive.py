@@ -67,7 +67,7 @@ def export_gallery(gallery: Gallery, path: str | Path) -> int:
 
 def _write(gallery: Gallery, handle: Any) -> int:
     with gallery.snapshot():
-        people = {
+        people: dict[int, dict[str, Any]] = {
             info.id: {"name": info.name, "created": info.created, "examples": []}
             for info in gallery.people()
         }

@@ -43,6 +43,7 @@ from facelive.recognition.gallery_file import (
     GalleryFile,
     GalleryFull,
     Migration,
+    inserted_id,
 )
 from facelive.recognition.gallery_records import (
     Added,
@@ -205,7 +206,7 @@ class Gallery(GalleryFile):
             "INSERT INTO people (name, key, created) VALUES (?, ?, ?)",
             (name, name_key(name), created),
         )
-        return int(cursor.lastrowid)
+        return inserted_id(cursor)
 
     def add_person(self, name: str) -> int:
         """The id of the person called `name` (ignoring case), created if new."""
@@ -313,7 +314,7 @@ class Gallery(GalleryFile):
                VALUES (?, ?, ?, ?, ?, ?, ?)""",
             (person, source, created, jpeg, box, landmarks, hashlib.sha256(jpeg).hexdigest()),
         )
-        return int(cursor.lastrowid)
+        return inserted_id(cursor)
 
     def add_examples(
         self,
@@ -368,14 +369,14 @@ class Gallery(GalleryFile):
         `missing_for`, only those without a vector of that embedder (to re-embed)."""
         with self._read() as conn:
             if missing_for is None:
-                rows = conn.execute("SELECT id FROM examples ORDER BY id")
+                found = conn.execute("SELECT id FROM examples ORDER BY id")
             else:
-                rows = conn.execute(
+                found = conn.execute(
                     """SELECT id FROM examples e WHERE NOT EXISTS (SELECT 1 FROM embeddings
                        WHERE example = e.id AND embedder = ?) ORDER BY id""",
                     (missing_for,),
                 )
-            ids = [int(r[0]) for r in rows]
+            ids = [int(r[0]) for r in found]
         for start in range(0, len(ids), batch):
             chunk = ids[start : start + batch]
             marks = ",".join("?" * len(chunk))

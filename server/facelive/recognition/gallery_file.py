@@ -350,3 +350,10 @@ class GalleryFile:
         with self._lock:
             rows = self._conn.execute("PRAGMA integrity_check").fetchall()
         return "\n".join(str(row[0]) for row in rows)
+
+
+def inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The rowid an INSERT just made (sqlite3 leaves it None only for other statements)."""
+    if cursor.lastrowid is None:
+        raise sqlite3.InterfaceError("no row was inserted")
+    return cursor.lastrowid

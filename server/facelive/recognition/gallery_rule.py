@@ -32,6 +32,7 @@ def describe_rule(
             table = None
     builtin = BUILT_IN.get(embedder)
     size = effective_people(people, examples)
+    threshold: float | None
     if override is not None:
         threshold, source = float(override), "FACELIVE_THRESHOLD"
     elif table is not None:

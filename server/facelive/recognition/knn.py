@@ -39,122 +39,34 @@ Ties in the vote go to the label whose nearest example is closer.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-UNKNOWN_LABEL = -1
-_WEIGHT_EPS = 1e-6
-# Rows per block of the two-stage top-k (see top_k_blocked); capacities are multiples of it.
-BLOCK = 256
+from facelive.recognition.knn_search import (
+    BLOCK,
+    RERANK_EXTRA,
+    ROUGH_FROM_ROWS,
+    Search,
+    native_bfloat16,
+    top_k_blocked,
+)
+from facelive.recognition.knn_vote import UNKNOWN_LABEL, vote_graph
+from facelive.recognition.rwlock import ReadWriteLock
+
+__all__ = [
+    "BLOCK", "MIN_CAPACITY", "UNKNOWN_LABEL", "KnnIndex", "KnnResult", "native_bfloat16",
+    "top_k_blocked",
+]
+
 MIN_CAPACITY = BLOCK
-# Candidates beyond K that the bfloat16 search hands to the exact float32 re-rank. bfloat16
-# keeps 8 bits of mantissa: its similarities are off by ~1e-3 (at most ~3e-3 measured), so
-# rows that close to the K-th may be swapped for one another; the distances reported are
-# always the exact ones of the rows returned.
-RERANK_EXTRA = 32
-# Under "auto", galleries from this many rows use the bfloat16 search: below it the float32
-# search is about as fast (bench/knn.py: 11 vs 10 ms at 100k x 128-D) and exact.
-ROUGH_FROM_ROWS = 262_144
-Search = Literal["auto", "float32", "bfloat16"]
-
-
-@cache
-def native_bfloat16() -> bool:
-    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX). Only then does the
-    bfloat16 copy of the gallery pay: it halves the bytes a query reads, and reading them is
-    what a large gallery's query costs; elsewhere bfloat16 is emulated and slower than float32.
-    """
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    flags = set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.split(":", 1)[-1].split())
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
-
-
-def top_k_blocked(
-    similarity: tf.Tensor, count: tf.Tensor, k: int, block: int = BLOCK
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """The k largest of the first `count` columns of (B, N) `similarity` (N a multiple of
-    `block`): ((B, k) values, (B, k) int32 column indices), largest first, ties to the lower
-    index. A column index >= count marks a missing one (fewer than k columns in use).
-
-    Done in two stages because a plain top_k over a million columns is slow on CPU (13 ms for
-    8 rows, against 2.5 ms this way) while a max over blocks of 256 is one vectorised pass:
-    the k best columns lie in the k blocks with the best maxima, and top_k then runs over
-    those few blocks only. One more block is taken than k because the partly used last block
-    may owe its maximum to an unused column.
-    """
-    batch = tf.shape(similarity)[0]
-    blocks_total = tf.shape(similarity)[1] // block
-    blocks = tf.reshape(similarity, [batch, blocks_total, block])
-    neg_inf = tf.constant(-np.inf, similarity.dtype)
-    used = tf.range(blocks_total) * block < count
-    block_max = tf.where(used[None, :], tf.reduce_max(blocks, axis=2), neg_inf)
-    n_blocks = tf.minimum(k + 1, blocks_total)
-    _, chosen = tf.math.top_k(block_max, n_blocks)
-    # In column order, so that top_k's "lower index first" settles ties like a full top_k.
-    chosen = tf.sort(chosen, axis=1)
-    columns = chosen[:, :, None] * block + tf.range(block)[None, None, :]
-    candidates = tf.where(columns < count, tf.gather(blocks, chosen, batch_dims=1), neg_inf)
-    columns = tf.reshape(columns, [batch, -1])
-    values, position = tf.math.top_k(tf.reshape(candidates, [batch, -1]), k)
-    return values, tf.gather(columns, position, batch_dims=1)
-
-
-class ReadWriteLock:
-    """Many readers (queries) at once, or one writer (a change to the index). Writers go
-    first once waiting, so a stream of queries cannot starve an enrolment."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writer = False
-        self._writers_waiting = 0
-
-    @contextmanager
-    def read(self) -> Iterator[None]:
-        with self._cond:
-            while self._writer or self._writers_waiting:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
-
-    @contextmanager
-    def write(self) -> Iterator[None]:
-        with self._cond:
-            self._writers_waiting += 1
-            while self._writer or self._readers:
-                self._cond.wait()
-            self._writers_waiting -= 1
-            self._writer = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writer = False
-                self._cond.notify_all()
 
 
 @dataclass(frozen=True)
@@ -486,45 +398,13 @@ class KnnIndex:
         """Graph code: (B, D) float32 queries, scalar threshold -> dict of tensors (indices,
         distances, neighbour_labels, candidate, label, distance, runner_up, confidence). Call
         it inside a tf.function (see `query` and `crop_classifier`)."""
-        k = self.k
         queries = tf.math.l2_normalize(queries, axis=1, epsilon=1e-12)
         indices, distances = self.nearest_graph(queries)
         valid = indices >= 0
         labels = tf.where(valid, tf.gather(self._labels.read_value(), tf.maximum(indices, 0)), -1)
 
-        weights = tf.where(valid, 1.0 / (distances + _WEIGHT_EPS), 0.0)  # (B, K)
-        voting = tf.where(valid & (distances <= threshold), weights, 0.0)
-        same = tf.equal(labels[:, :, None], labels[:, None, :])  # (B, K, K)
-        # Score of neighbour i's label = sum of weights of neighbours sharing it.
-        score = tf.reduce_sum(tf.where(same, voting[:, None, :], 0.0), axis=2)  # (B, K)
-        support = tf.reduce_sum(tf.where(same, weights[:, None, :], 0.0), axis=2)
-        positions = tf.range(k)[None, :]
-        best = tf.reduce_max(score, axis=1, keepdims=True)
-        # First position holding the top score: the winner's nearest example, because all
-        # positions of one label share its score.
-        winner = tf.reduce_min(tf.where(score >= best, positions, k), axis=1)
-        winner = tf.where(tf.reduce_max(score, axis=1) > 0.0, winner, 0)
-        candidate = tf.gather(labels, winner, batch_dims=1)
-        distance = tf.gather(distances, winner, batch_dims=1)
-        other = valid & tf.not_equal(labels, candidate[:, None])
-        runner_up = tf.reduce_min(tf.where(other, distances, np.inf), axis=1)
-        total = tf.reduce_sum(weights, axis=1)
-        share = tf.math.divide_no_nan(tf.gather(support, winner, batch_dims=1), total)
-        closeness = tf.clip_by_value(1.0 - distance / (2.0 * threshold), 0.0, 1.0)
-        confidence = tf.where(candidate >= 0, share * closeness, 0.0)
-        margin = self._margin.read_value()
-        clear = (margin <= 0.0) | (runner_up - distance >= margin)
-        label = tf.where((distance <= threshold) & clear, candidate, UNKNOWN_LABEL)
-        return {
-            "indices": indices,
-            "distances": distances,
-            "neighbour_labels": labels,
-            "candidate": candidate,
-            "label": label,
-            "distance": distance,
-            "runner_up": runner_up,
-            "confidence": confidence,
-        }
+        out = vote_graph(labels, distances, threshold, self._margin.read_value())
+        return {"indices": indices, "distances": distances, "neighbour_labels": labels, **out}
 
     def _result(self, out: dict[str, Any]) -> KnnResult:
         indices = out["indices"].numpy()

@@ -186,14 +186,15 @@ class Tracker:
             matched[oi] = self._tracks[ti]
         out = []
         for oi, (obs, box) in enumerate(zip(observations, boxes, strict=True)):
-            track = matched.get(oi)
-            if track is None:
+            found = matched.get(oi)
+            if found is None:
                 track = _Track(self._next_id, box, frame, _unit(obs.embedding), obs.distance,
                                obs.confidence)
                 self._next_id += 1
                 self._tracks.append(track)
                 self._first_vote(track, obs)
             else:
+                track = found
                 step = frame - track.last_frame
                 if step > 0:
                     # Smoothed per-frame motion: steadies the carried boxes of --every N.
@@ -295,6 +296,11 @@ SURE_FRACTION = 0.9
 KEEP_FRACTION = 1.25
 
 
+def _box4(box: Sequence[float]) -> tuple[float, float, float, float]:
+    x, y, w, h = (float(v) for v in box)
+    return (x, y, w, h)
+
+
 def observations(faces: Sequence[object], threshold: float) -> list[Observation]:
     """The recogniser's faces of one frame (RecognizedFace) as tracker observations. A face's
     `quality` (0..1), where the recogniser gives one, weighs it as evidence."""
@@ -308,7 +314,7 @@ def observations(faces: Sequence[object], threshold: float) -> list[Observation]
         keep = (nearest is not None and distance is not None
                 and distance <= KEEP_FRACTION * threshold)
         out.append(Observation(
-            tuple(float(v) for v in face.box),  # type: ignore[attr-defined]
+            _box4(face.box),  # type: ignore[attr-defined]
             str(face.name),  # type: ignore[attr-defined]
             distance, float(getattr(face, "confidence", 0.0) or 0.0), person,
             getattr(face, "embedding", None), 1.0 if quality is None else float(quality),

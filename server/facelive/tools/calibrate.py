@@ -29,7 +29,8 @@ from facelive.recognition.openset import measure_far_table
 from facelive.recognition.pipeline import FaceEngine
 from facelive.recognition.verification import ten_fold, val_far
 from facelive.recognition.verification import threshold_at_far as listed_threshold_at_far
-from facelive.tools.evaluate_lfw import EmbeddingCache, embed_files, pipeline_tag, read_pairs
+from facelive.tools.embedding import embed_files, pipeline_tag
+from facelive.tools.evaluate_lfw import read_pairs
 from facelive.vision.image import ImageError
 
 # Keep impostor distances up to this only: every useful FAR target (<= 1e-2) sits far below
@@ -87,8 +88,7 @@ def calibrate(
     if missing:
         raise FileNotFoundError(f"{len(missing)} pair images are missing, e.g. {missing[0]}")
     tag = pipeline_tag(engine)
-    cache = EmbeddingCache(cache_dir, tag) if cache_dir else None
-    vectors, stats = embed_files(engine, files, cache, label="calibrate")
+    vectors, stats = embed_files(engine, files, cache_dir, label="calibrate")
     if stats["unreadable"]:
         raise ImageError(f"unreadable LFW images: {stats['unreadable'][:3]}")
 

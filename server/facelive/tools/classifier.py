@@ -160,7 +160,7 @@ class ClassifierModel:
             import sklearn
 
             meta["sklearn"] = sklearn.__version__
-        arrays = {
+        arrays: dict[str, Any] = {
             "meta": np.array(json.dumps(meta)),
             "class_names": np.array(self.class_names, dtype=np.str_),
             "vectors": self.vectors,

@@ -22,7 +22,7 @@ import numpy as np
 from facelive.recognition.pipeline import FaceEngine
 from facelive.tools.classifier import ClassifierModel
 from facelive.tools.dataset import ImageClass, list_dataset, split_dataset
-from facelive.tools.embed import Embedded, embed_images
+from facelive.tools.embedding import Embedded, embed_images
 from facelive.tools.errors import ToolError
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from facelive.recognition.knn import UNKNOWN_LABEL, KnnIndex
 from facelive.recognition.pipeline import FaceEngine
-from facelive.tools.evaluate_lfw import EmbeddingCache, embed_files, pipeline_tag
+from facelive.tools.embedding import embed_files, pipeline_tag
 from facelive.vision.image import ImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -175,8 +175,7 @@ def evaluate_openset(
     split = split_openset(people_photos(lfw_dir), people, examples, strangers, seed, max_probes)
     files = sorted({p for p, _ in split.gallery} | {p for p, _ in split.probes}
                    | set(split.strangers))
-    cache = EmbeddingCache(cache_dir, pipeline_tag(engine)) if cache_dir else None
-    vectors, stats = embed_files(engine, files, cache, label="open-set")
+    vectors, stats = embed_files(engine, files, cache_dir, label="open-set")
     if stats["unreadable"]:
         raise ImageError(f"unreadable images: {stats['unreadable'][:3]}")
     gallery = np.stack([vectors[p] for p, _ in split.gallery])

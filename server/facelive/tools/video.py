@@ -168,7 +168,7 @@ def annotate_video(
             if out_path is not None:
                 tmp = stack.enter_context(atomic_path(
                     Path(out_path), suffix=".mp4", cannot_create=ToolError))
-                writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*FOURCC),
+                writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*FOURCC),
                                          source.fps, size)
                 if not writer.isOpened():
                     raise ToolError(f"{out_path}: cannot write an {FOURCC} video here")

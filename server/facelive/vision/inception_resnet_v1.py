@@ -257,7 +257,7 @@ def random_units(divisor: int = 16, dim: int = 8, seed: int = 0) -> dict[str, Un
 
 
 def _random_unit(rng: np.random.Generator, kernel: np.ndarray, bn: bool) -> Unit:
-    out = kernel.shape[-1]
+    out = int(kernel.shape[-1])
     if not bn:
         return Unit(kernel, bias=rng.normal(0, 0.1, out).astype(np.float32))
     return Unit(

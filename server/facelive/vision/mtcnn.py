@@ -378,18 +378,20 @@ class MTCNN:
         stages = [_Stage.empty() for _ in octaves]
         layouts = [self._layout(*o.images[0].shape[:2]) for o in octaves]
         groups: dict[tuple[int, int], list[int]] = {}
+        laid: dict[int, bx.CanvasLayout] = {}
         for i, layout in enumerate(layouts):
             if layout is not None:
                 groups.setdefault(layout.canvas_shape, []).append(i)
+                laid[i] = layout
         for canvas_shape, members in groups.items():
             for start in range(0, len(members), PNET_BATCH_MAX):
                 chunk = members[start : start + PNET_BATCH_MAX]
                 batch = np.zeros((len(chunk), *canvas_shape, 3), np.uint8)
                 for slot, i in enumerate(chunk):
-                    bx.fill_canvas(octaves[i], layouts[i], out=batch[slot])
+                    bx.fill_canvas(octaves[i], laid[i], out=batch[slot])
                 prob, reg = (t.numpy() for t in self._pnet_fn(batch))
                 for slot, i in enumerate(chunk):
-                    stages[i] = self._pnet_boxes(prob[slot], reg[slot], layouts[i])
+                    stages[i] = self._pnet_boxes(prob[slot], reg[slot], laid[i])
         return stages
 
     def _pnet_boxes(self, prob: np.ndarray, reg: np.ndarray, layout: bx.CanvasLayout) -> _Stage:
