@@ -23,6 +23,7 @@ run: models
 test: setup
 	$(PY) -m ruff check server tests bench
 	$(PY) -m mypy
+	bash .ci/services  # PostgreSQL, Redis, nginx for the tests that start them (issue 13)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: setup
@@ -33,7 +34,7 @@ bench: models
 	$(PY) bench/engine.py --json
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
 
 # ---------------------------------------------------------------- Docker images and notebooks
 # `make docker` / `make docker-gpu` build the images (docker/); `make docker-run` serves the app

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,3 +87,36 @@ def facenet_models_dir(models_dir: Path, tmp_path_factory: pytest.TempPathFactor
     if report.not_ok:
         skip_or_fail(f"facenet_keras.h5 not obtainable: {report.not_ok[0].detail}")
     return target
+
+
+# ---------------------------------------------------------------- real PostgreSQL and Redis
+# (tests/services.py starts them; the gallery suite runs on both backends through them)
+@pytest.fixture(scope="session")
+def postgres() -> Any:
+    from services import start_postgres
+
+    try:
+        server = start_postgres()
+    except (FileNotFoundError, OSError) as exc:
+        skip_or_fail(f"PostgreSQL is not available: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: Any, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty database of its own for one test."""
+    pytest.importorskip("psycopg")
+    return postgres.create_database(f"t{abs(hash(request.node.nodeid)):x}_{os.getpid()}")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Any:
+    from services import start_redis
+
+    try:
+        server = start_redis()
+    except (FileNotFoundError, OSError) as exc:
+        skip_or_fail(f"Redis is not available: {exc}")
+    yield server.url
+    server.stop()

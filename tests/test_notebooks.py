@@ -4,7 +4,9 @@ folder; the repository's notebooks are never written."""
 
 from __future__ import annotations
 
+import ast
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -42,6 +44,42 @@ def test_notebook_is_stored_without_outputs(path: Path) -> None:
         assert cell.get("outputs") == [], f"{path.name} cell {index} has outputs"
         assert cell.get("execution_count") is None, f"{path.name} cell {index} was run"
     assert "widgets" not in notebook.get("metadata", {}), f"{path.name} keeps widget state"
+
+
+# A notebook is a program written against the public API: `import facelive` and its names,
+# beside the standard library and the plotting / statistics packages every reader has.
+NOTEBOOK_IMPORTS = {"facelive", "numpy", "matplotlib", "sklearn"}
+
+
+def notebook_imports(source: str) -> set[str]:
+    """The modules a notebook's code imports (`from a.b import c` -> "a.b"), magics skipped."""
+    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith("%"))
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_the_import_check_sees_a_private_module() -> None:
+    assert notebook_imports("%matplotlib inline\nimport facelive\nfrom facelive.x import y\n"
+                            "import cv2") == {"facelive", "facelive.x", "cv2"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_imports_only_the_public_api(path: Path) -> None:
+    notebook = json.loads(path.read_text())
+    source = "\n".join("".join(c["source"]) for c in notebook["cells"]
+                       if c["cell_type"] == "code")
+    imported = notebook_imports(source)
+    assert "facelive" in imported
+    private = sorted(m for m in imported if m.startswith("facelive."))
+    assert not private, f"{path.name} imports facelive's modules: {private}"
+    other = sorted(m for m in imported if m.split(".")[0] not in NOTEBOOK_IMPORTS
+                   and m.split(".")[0] not in sys.stdlib_module_names)
+    assert not other, f"{path.name} imports {other}"
 
 
 def _png_outputs(notebook: object) -> int:

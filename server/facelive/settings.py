@@ -68,6 +68,8 @@ class Settings:
     FACELIVE_WEB_DIR -> web_dir, FACELIVE_VIEW_TOKEN -> view_token,
     FACELIVE_OPEN_VIEWING -> open_viewing (1/0), FACELIVE_ACCESS_LOG -> access_log (1/0),
     FACELIVE_TF_LOG -> tf_log (1/0).
+    Several workers (docs/scaling.md): FACELIVE_DATABASE_URL -> database_url (postgresql://...;
+    unset: the SQLite file in data_dir), FACELIVE_MESSAGE_QUEUE -> message_queue (redis://...).
     models_dir defaults to <data_dir>/models: a data dir given by flag or env brings its own
     models, as the README says and as a user who moves the data dir expects.
     """
@@ -124,6 +126,11 @@ class Settings:
     max_clients: int = 32
     # The browser page (index.html, js/, node_modules/); None: the checkout's web/ folder.
     web_dir: Path | None = None
+    # The gallery in PostgreSQL, shared by several workers; None: gallery.sqlite3 in data_dir.
+    database_url: str | None = None
+    # Socket.IO's message queue (Redis), so that an event one worker emits reaches the pages
+    # connected to the others; None: one worker, no queue.
+    message_queue: str | None = None
 
     def __post_init__(self) -> None:
         if self.embedder not in EMBEDDER_CHOICES:
@@ -173,6 +180,17 @@ class Settings:
             )
         if not 1 <= self.max_clients <= 10_000:
             raise SettingsError(f"FACELIVE_MAX_CLIENTS must be 1..10000, got {self.max_clients}")
+        if self.database_url is not None and not self.database_url.startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise SettingsError(
+                "FACELIVE_DATABASE_URL must be a postgresql:// URL (unset: the SQLite file in "
+                "the data dir)"
+            )
+        if self.message_queue is not None and not self.message_queue.startswith(
+            ("redis://", "rediss://")
+        ):
+            raise SettingsError("FACELIVE_MESSAGE_QUEUE must be a redis:// or rediss:// URL")
 
     @classmethod
     def from_env(
@@ -227,7 +245,9 @@ class Settings:
             if env.get(name):
                 values[key] = _parse_flag(name, env[name])
         for key, name in (("host", "FACELIVE_HOST"), ("token", "FACELIVE_TOKEN"),
-                          ("view_token", "FACELIVE_VIEW_TOKEN")):
+                          ("view_token", "FACELIVE_VIEW_TOKEN"),
+                          ("database_url", "FACELIVE_DATABASE_URL"),
+                          ("message_queue", "FACELIVE_MESSAGE_QUEUE")):
             if env.get(name):
                 values[key] = env[name].strip()
         for key, name in (

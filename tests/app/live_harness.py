@@ -1,45 +1,38 @@
-"""Test harness for the live server: `facelive serve` as a subprocess on a free loopback port,
-over HTTPS with its own self-signed certificate, on the real models; and a python-socketio
-client for it. (A module, not a conftest.py: other tests do `from conftest import ...`, which a
-second conftest.py would shadow.)
+"""Test harness for the live server: `facelive serve` as a subprocess on a free loopback port
+(facelive.serve_process), over HTTPS with its own self-signed certificate, on the real models;
+the one live-server fixture (live_server_fixture); and a python-socketio client for it. (A
+module, not a conftest.py: other tests do `from conftest import ...`, which a second
+conftest.py would shadow.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import re
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import cv2
+import pytest
 import requests
 import socketio
 
+from facelive.serve_process import ServeFailed, ServeProcess, start_serve, stop_serve
+
 VIDEO = "video/WDA_AlexandriaOcasioCortez_000.mp4"
-URL_LINE = re.compile(r"https://127\.0\.0\.1:(\d+)/\?token=(\S+)")
-VIEW_LINE = re.compile(r"view-only URL")
 # A LiveClient's default token: the server's view token (viewing is closed by default).
 VIEW = "<view token>"
-START_TIMEOUT_S = 240  # TensorFlow's import and the models' warm-up on a busy 2-core machine
 
 
 @dataclass
-class LiveServer:
-    proc: subprocess.Popen[str]
-    url: str
-    port: int
-    token: str
-    data_dir: Path
-    output: list[str] = field(default_factory=list)
-    view_token: str = ""  # "" when viewing is open (no view URL printed)
+class LiveServer(ServeProcess):
+    """A running `facelive serve` (facelive.serve_process, the benches' launcher too) with the
+    tests' conveniences: its data dir, a kept-alive HTTPS session, the token headers."""
+
+    data_dir: Path = Path()
     http: requests.Session = field(default_factory=requests.Session)
 
     def rss_kib(self) -> int:
@@ -66,66 +59,39 @@ class LiveServer:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def _pump(stream: Any, lines: list[str]) -> None:
-    for line in stream:
-        lines.append(line.rstrip("\n"))
-
-
 def start_server(
     models_dir: Path, data_dir: Path, env: dict[str, str] | None = None
 ) -> LiveServer:
-    """Start `python -m facelive.cli.serve` and wait for its URL line (which has the port,
-    chosen by the server, and the token it made). env: extra variables (limits, say)."""
-    environ = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-    for name in ("FACELIVE_TOKEN", "FACELIVE_HOST", "FACELIVE_PORT", "FACELIVE_CERTFILE",
-                 "FACELIVE_KEYFILE", "FACELIVE_ALLOWED_ORIGINS"):
-        environ.pop(name, None)
-    environ.update(env or {})
-    command = [
-        sys.executable, "-m", "facelive.cli.serve", "--host", "127.0.0.1", "--port", "0",
-        "--data-dir", str(data_dir), "--models-dir", str(models_dir),
-    ]
-    proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environ
-    )
-    output: list[str] = []
-    threading.Thread(target=_pump, args=(proc.stdout, output), daemon=True).start()
-    deadline = time.monotonic() + START_TIMEOUT_S
-    match = None
-    while match is None:
-        match = next((m for m in map(URL_LINE.search, list(output)) if m), None)
-        if match is None:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("facelive serve did not start:\n" + "\n".join(output[-30:]))
-            time.sleep(0.2)
-    port, token = int(match.group(1)), match.group(2)
-    view_token = ""
-    while not any("Viewing is open" in line or VIEW_LINE.search(line) for line in output):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("no viewing line:\n" + "\n".join(output[-30:]))
-        time.sleep(0.05)
-    lines = list(output)
-    view_at = next((i for i, line in enumerate(lines) if VIEW_LINE.search(line)), None)
-    if view_at is not None:
-        while len(lines) <= view_at + 1:
-            time.sleep(0.05)
-            lines = list(output)
-        found = URL_LINE.search(lines[view_at + 1])
-        assert found, lines[view_at + 1]
-        view_token = found.group(2)
-    return LiveServer(proc, f"https://127.0.0.1:{port}", port, token, data_dir, output,
-                      view_token=view_token)
+    """Start `facelive serve` on a free loopback port and wait for its banner (the port,
+    chosen by the server, and the tokens it made). env: extra variables (limits, say)."""
+    try:
+        started = start_serve(data_dir, models_dir, env)
+    except ServeFailed as exc:
+        raise RuntimeError(str(exc)) from None
+    return LiveServer(**{f.name: getattr(started, f.name) for f in fields(started)},
+                      data_dir=data_dir)
 
 
 def stop_server(server: LiveServer) -> None:
-    server.proc.terminate()
-    try:
-        server.proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait()
+    stop_serve(server, timeout_s=20)
+
+
+def live_server_fixture(
+    folder: str, env: dict[str, str] | None = None, name: str = "server"
+) -> Any:
+    """The one live-server fixture: module-scoped, a fresh data dir `folder` under pytest's
+    temporary root, `env` for the server, stopped after the module's last test. A module
+    takes it as `server = live_server_fixture("rest-data", {...})`."""
+
+    @pytest.fixture(scope="module", name=name)
+    def serve(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+        live = start_server(models_dir, tmp_path_factory.mktemp(folder), env=env)
+        try:
+            yield live
+        finally:
+            stop_server(live)
+
+    return serve
 
 
 class LiveClient:

@@ -6,21 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import pytest
-from live_harness import (
-    LiveClient,
-    LiveServer,
-    live_client,
-    read_video_frames,
-    start_server,
-    stop_server,
-)
+from live_harness import LiveClient, LiveServer, live_client, live_server_fixture, read_video_frames
 
 from conftest import skip_or_fail
 from facelive.app.capture import HINT_NO_FACE, HINT_SAME_POSE, MIN_GAP_S
@@ -28,14 +20,9 @@ from facelive.app.capture import HINT_NO_FACE, HINT_SAME_POSE, MIN_GAP_S
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
 
-@pytest.fixture(scope="module")
-def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    # No frame rate limit (test_live_limits.py tests it): frames go back to back, which on a
-    # fast machine would pass it.
-    live = start_server(models_dir, tmp_path_factory.mktemp("capture-data"),
-                        env={"FACELIVE_MAX_CLIENT_FPS": "0"})
-    yield live
-    stop_server(live)
+# No frame rate limit (test_live_limits.py tests it): frames go back to back, which on a fast
+# machine would pass it.
+server = live_server_fixture("capture-data", {"FACELIVE_MAX_CLIENT_FPS": "0"})
 
 
 def _video(test_data: Path, clip: str) -> list[bytes]:

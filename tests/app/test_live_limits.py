@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,8 @@ from live_harness import (
     LiveServer,
     connect_when_free,
     live_client,
+    live_server_fixture,
     read_video_frames,
-    start_server,
-    stop_server,
 )
 
 from conftest import skip_or_fail
@@ -89,13 +87,8 @@ def test_other_errors_keep_their_shape() -> None:
 
 
 # ------------------------------------------------------------------ a real server
-@pytest.fixture(scope="module")
-def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = start_server(models_dir, tmp_path_factory.mktemp("limits-data"),
-                        env={"FACELIVE_MAX_CLIENT_FPS": str(FPS),
-                             "FACELIVE_MAX_CLIENTS": str(MAX_CLIENTS)})
-    yield live
-    stop_server(live)
+server = live_server_fixture("limits-data", {"FACELIVE_MAX_CLIENT_FPS": str(FPS),
+                                             "FACELIVE_MAX_CLIENTS": str(MAX_CLIENTS)})
 
 
 @pytest.fixture(scope="module")

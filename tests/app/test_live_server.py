@@ -6,21 +6,13 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 import socketio
 from cryptography import x509
-from live_harness import (
-    LiveClient,
-    LiveServer,
-    live_client,
-    read_video_frames,
-    start_server,
-    stop_server,
-)
+from live_harness import LiveClient, LiveServer, live_client, live_server_fixture, read_video_frames
 
 from conftest import skip_or_fail
 from facelive import __version__
@@ -32,17 +24,11 @@ VIDEO = "video/WDA_AlexandriaOcasioCortez_000.mp4"
 MAX_FRAME_BYTES = 1024 * 1024  # the server's default limit
 
 
-@pytest.fixture(scope="module")
-def live_server(
-    models_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    # No frame rate limit (test_live_limits.py tests it): these tests flood on purpose, to see
-    # the worker keep only the latest frame, and stream back to back, which on a fast machine
-    # would pass the limit.
-    server = start_server(models_dir, tmp_path_factory.mktemp("serve-data"),
-                          env={"FACELIVE_MAX_CLIENT_FPS": "0"})
-    yield server
-    stop_server(server)
+# No frame rate limit (test_live_limits.py tests it): these tests flood on purpose, to see the
+# worker keep only the latest frame, and stream back to back, which on a fast machine would
+# pass the limit.
+live_server = live_server_fixture("serve-data", {"FACELIVE_MAX_CLIENT_FPS": "0"},
+                                  name="live_server")
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from live_harness import LiveServer, live_client, read_video_frames, start_server, stop_server
+from live_harness import LiveServer, live_client, live_server_fixture, read_video_frames
 
 from conftest import skip_or_fail
 
@@ -32,11 +31,7 @@ def ping_pong(frames: list[bytes], count: int) -> list[bytes]:
     return out[:count]
 
 
-@pytest.fixture(scope="module")
-def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = start_server(models_dir, tmp_path_factory.mktemp("tracks-data"))
-    yield live
-    stop_server(live)
+server = live_server_fixture("tracks-data")
 
 
 def test_600_frames_one_at_a_time_all_answered_and_named_by_track(

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import requests
 from flask import Flask
-from live_harness import LiveServer, live_client, start_server, stop_server
+from live_harness import LiveServer, live_client, live_server_fixture
 
 from conftest import skip_or_fail
 from facelive import __version__
@@ -39,12 +39,7 @@ BUSH = [f"George_W_Bush/George_W_Bush_{i:04d}.jpg" for i in range(1, 6)]
 POWELL = [f"Colin_Powell/Colin_Powell_{i:04d}.jpg" for i in range(1, 4)]
 
 
-@pytest.fixture(scope="module")
-def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = start_server(models_dir, tmp_path_factory.mktemp("rest-data"),
-                        env={"FACELIVE_MAX_IMAGE_BYTES": str(MAX_FILE_BYTES)})
-    yield live
-    stop_server(live)
+server = live_server_fixture("rest-data", {"FACELIVE_MAX_IMAGE_BYTES": str(MAX_FILE_BYTES)})
 
 
 @pytest.fixture(scope="module")

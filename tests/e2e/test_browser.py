@@ -29,7 +29,7 @@ from fake_camera import write_y4m
 from conftest import REPO, skip_or_fail
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
-from live_harness import LiveServer, start_server, stop_server  # noqa: E402
+from live_harness import LiveServer, live_server_fixture  # noqa: E402
 
 pytestmark = [
     pytest.mark.slow,
@@ -64,11 +64,7 @@ def playwright() -> Iterator[Any]:
         yield driver
 
 
-@pytest.fixture(scope="module")
-def server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = start_server(models_dir, tmp_path_factory.mktemp("browser-data"))
-    yield live
-    stop_server(live)
+server = live_server_fixture("browser-data")
 
 
 @pytest.fixture(scope="module")

@@ -10,16 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facelive.models.dlib_format import (
+from facelive.models.dlib_format import DlibFormatError, read_dlib_resnet
+from facelive.models.dlib_layers import (
     AddPrevLayer,
     AffineLayer,
-    DlibFormatError,
     FcLayer,
     PoolLayer,
     ReluLayer,
     SkipLayer,
     TagLayer,
-    read_dlib_resnet,
 )
 from facelive.models.dlib_serialize import _Reader
 

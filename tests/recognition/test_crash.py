@@ -1,5 +1,6 @@
-"""kill -9 in the middle of an enrolment: a real subprocess writes to a real gallery file and is
-killed at random instants; every time, the file must hold the last committed state."""
+"""kill -9 in the middle of an enrolment: a real subprocess writes to a real gallery (the SQLite
+file, and a real PostgreSQL database) and is killed at random instants; every time, the
+gallery must hold the last committed state."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from gallery_samples import patches, vectors
 
 from facelive.recognition.gallery import Gallery
@@ -25,12 +27,14 @@ CHILD = textwrap.dedent(
     import sys
     import numpy as np
     from facelive.recognition.gallery import Gallery
+    from facelive.recognition.gallery_pg import PgGallery
     sys.path.insert(0, {str(Path(__file__).parent)!r})
     from gallery_samples import patches, vectors
 
     crops = patches(2, {B_EXAMPLES})
     vecs = vectors(2, {B_EXAMPLES})
-    gallery = Gallery(sys.argv[1])
+    target = sys.argv[1]
+    gallery = PgGallery(target) if target.startswith("postgresql:") else Gallery(target)
     print("ready", flush=True)
     while True:
         print("adding", flush=True)
@@ -53,9 +57,24 @@ def snapshot_of(gallery: Gallery, name: str) -> tuple[int, list[bytes], np.ndarr
     return people[name].examples, crops, stored.matrix[stored.labels == pid]
 
 
-def test_kill_9_mid_enrolment_leaves_the_last_committed_state(tmp_path: Path) -> None:
-    path = tmp_path / "gallery.sqlite3"
-    with Gallery(path) as gallery:
+def open_target(target: str) -> Gallery:
+    if target.startswith("postgresql:"):
+        from facelive.recognition.gallery_pg import PgGallery
+
+        return PgGallery(target)  # type: ignore[return-value]
+    return Gallery(target)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "gallery.sqlite3")
+    return str(request.getfixturevalue("pg_url"))
+
+
+def test_kill_9_mid_enrolment_leaves_the_last_committed_state(target: str) -> None:
+    path = target
+    with open_target(path) as gallery:
         gallery.add_examples("A", patches(1, 5), vectors(1, 5), "dlib-resnet", "webcam")
         a_before = snapshot_of(gallery, "A")
     b_crops = [p.jpeg for p in patches(2, B_EXAMPLES)]
@@ -78,7 +97,7 @@ def test_kill_9_mid_enrolment_leaves_the_last_committed_state(tmp_path: Path) ->
         steps = child.stdout.read().split()
         last = steps[-1] if steps else "ready"
 
-        with Gallery(path) as gallery:
+        with open_target(path) as gallery:
             assert gallery.integrity_check() == "ok"
             assert snapshot_of(gallery, "A") is not None
             a_now = snapshot_of(gallery, "A")

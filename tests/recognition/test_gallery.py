@@ -50,9 +50,26 @@ def dump(path: Path) -> tuple[str, int, int]:
     return text, version, app
 
 
-@pytest.fixture
-def gallery(tmp_path: Path):
-    with Gallery.in_dir(tmp_path / "data") as g:
+def dump_any(g: Gallery) -> object:
+    """Everything stored, whichever backend holds it."""
+    if isinstance(g, Gallery):
+        return dump(g.path)
+    from services import dump_database
+
+    return dump_database(g.url)
+
+
+# The tests of behaviour run on both backends: the SQLite file and PostgreSQL (a real server
+# that tests/services.py starts; skipped with the reason when it cannot, failed in CI).
+@pytest.fixture(params=["sqlite", "postgresql"])
+def gallery(request: pytest.FixtureRequest, tmp_path: Path):
+    if request.param == "sqlite":
+        with Gallery.in_dir(tmp_path / "data") as g:
+            yield g
+        return
+    from facelive.recognition.gallery_pg import PgGallery
+
+    with PgGallery(request.getfixturevalue("pg_url")) as g:
         yield g
 
 
@@ -234,13 +251,13 @@ def test_missing_vectors_and_set_embeddings(gallery: Gallery) -> None:
 
 
 # ---------------------------------------------------------------- refused changes
-def test_every_refused_change_leaves_the_file_identical(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    g = Gallery.in_dir(data)
+def test_every_refused_change_leaves_the_file_identical(
+    tmp_path: Path, gallery: Gallery
+) -> None:
+    g = gallery
     g.add_examples("Anna", patches(1, 2), vectors(1, 2), "dlib-resnet", "upload")
     g.add_examples("Bob", patches(2, 2), vectors(2, 2), "dlib-resnet", "webcam")
-    path = data / FILENAME
-    before = dump(path)
+    before = dump_any(g)
     bad_archive = tmp_path / "bad.zip"
     with zipfile.ZipFile(bad_archive, "w") as z:
         z.writestr("manifest.json", '{"format": "facelive-gallery", "version": 1, "people": '
@@ -271,17 +288,16 @@ def test_every_refused_change_leaves_the_file_identical(tmp_path: Path) -> None:
     for error, change in refused:
         with pytest.raises(error):
             change()
-        assert dump(path) == before
-    g.close()
-    assert dump(path) == before
+        assert dump_any(g) == before
 
 
 def test_an_error_mid_transaction_rolls_everything_back(
     gallery: Gallery, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gallery.add_examples("Anna", patches(1, 1), vectors(1, 1), "dlib-resnet", "upload")
-    before = dump(gallery.path)
-    real = Gallery._insert_example
+    before = dump_any(gallery)
+    backend = type(gallery)
+    real = backend._insert_example
     calls = []
 
     def fail_on_third(*args):  # the third insert fails, after the person and two examples
@@ -290,10 +306,10 @@ def test_an_error_mid_transaction_rolls_everything_back(
             raise OSError("disk full (simulated)")
         return real(*args)
 
-    monkeypatch.setattr(Gallery, "_insert_example", staticmethod(fail_on_third))
+    monkeypatch.setattr(backend, "_insert_example", staticmethod(fail_on_third))
     with pytest.raises(OSError):
         gallery.add_examples("Carl", patches(2, 4), vectors(2, 4), "dlib-resnet", "upload")
-    assert dump(gallery.path) == before
+    assert dump_any(gallery) == before
     monkeypatch.undo()
     assert gallery.add_examples("Carl", patches(2, 4), vectors(2, 4), "dlib-resnet",
                                 "upload").new_person

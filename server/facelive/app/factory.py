@@ -43,9 +43,13 @@ def create_app(settings: Settings, recognizer: Any | None = None) -> tuple[Flask
     app = Flask(__name__, static_folder=None)
     # The default for every request; the upload routes set their own (uploads.read_files).
     app.config["MAX_CONTENT_LENGTH"] = settings.max_image_bytes
+    # With several workers, Socket.IO's message queue (Redis) carries what one worker
+    # broadcasts (people_changed) to the pages connected to the others.
+    queue = {"message_queue": settings.message_queue} if settings.message_queue else {}
     socketio = SocketIO(
         app,
         async_mode="eventlet",
+        **queue,
         cors_allowed_origins=origin_check(settings.allowed_origins),
         # Room for a frame somewhat over the limit, so that it gets a clear `error` reply
         # instead of a dropped connection; far larger messages still close the connection.
@@ -56,7 +60,9 @@ def create_app(settings: Settings, recognizer: Any | None = None) -> tuple[Flask
     )
 
     def emit_to(event: str, payload: dict[str, Any], sid: str) -> None:
-        socketio.emit(event, payload, to=sid)
+        # A reply goes to a client of this worker (sticky sessions keep a connection on one),
+        # so it skips the message queue: frames never make a round trip through Redis.
+        socketio.emit(event, payload, to=sid, ignore_queue=True)
 
     worker = LiveWorker(
         emit=emit_to,

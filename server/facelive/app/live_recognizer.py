@@ -43,9 +43,10 @@ def load_recognizer(settings: Settings) -> Recognizer:
     # otherwise bury the one-line error of the most common case (no models fetched yet).
     mtcnn_paths(settings.models_dir)
     # The gallery too: a corrupt or read-only file is then one line, before any of it.
-    from facelive.recognition.gallery import Gallery
+    from facelive.recognition.gallery_open import open_gallery
 
-    gallery = Gallery.in_dir(settings.data_dir)
+    # The server listens for other workers' changes (PostgreSQL; the SQLite file tells itself).
+    gallery = open_gallery(settings, listen=True)
     try:
         from facelive.recognition.recognizer import Recognizer
     except BaseException:

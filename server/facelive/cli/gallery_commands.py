@@ -1,7 +1,8 @@
 """Gallery subcommands of `facelive`: enroll, identify, people, gallery export/import, reembed.
 
 Wired into the CLI by `add_gallery_commands(subparsers)`. Commands that only edit
-the gallery (people, gallery) open the SQLite file and never load TensorFlow; a running
+the gallery (people, gallery) open the gallery (the SQLite file, or PostgreSQL with
+FACELIVE_DATABASE_URL) and never load TensorFlow; a running
 server notices their changes within a second (see Recognizer.refresh).
 """
 
@@ -35,15 +36,17 @@ def _recognizer(args: argparse.Namespace) -> Any:
 
 
 def _gallery(args: argparse.Namespace, create: bool = True) -> Any:
-    from facelive.recognition.gallery import Gallery
+    """The data dir's SQLite file, or PostgreSQL with FACELIVE_DATABASE_URL (recognition/
+    gallery_open.py): export from one and import into the other to move a gallery."""
+    from facelive.recognition.gallery_open import open_gallery
 
-    return Gallery.in_dir(settings_from_args(args).data_dir, create=create)
+    return open_gallery(settings_from_args(args), create=create)
 
 
 def _gallery_exists(args: argparse.Namespace) -> bool:
-    from facelive.recognition.gallery import FILENAME
+    from facelive.recognition.gallery_open import gallery_exists
 
-    return (settings_from_args(args).data_dir / FILENAME).exists()
+    return gallery_exists(settings_from_args(args))
 
 
 # ---------------------------------------------------------------- enroll

@@ -1,7 +1,7 @@
 """Reader for dlib's serialisation of the face-recognition ResNet
-(`dlib_face_recognition_resnet_model_v1.dat`), with no dependency on dlib: read_dlib_resnet,
-and the layer types it returns. The byte format is described in dlib_serialize.py, the
-expected network in dlib_architecture.py, the layer types in dlib_layers.py."""
+(`dlib_face_recognition_resnet_model_v1.dat`), with no dependency on dlib: read_dlib_resnet.
+The byte format is described in dlib_serialize.py, the expected network in
+dlib_architecture.py, the layer types it returns in dlib_layers.py."""
 
 from __future__ import annotations
 
@@ -11,28 +11,14 @@ import numpy as np
 
 from facelive.models.dlib_architecture import check_structure, check_weights
 from facelive.models.dlib_layers import (
-    DESCRIPTOR_SIZE,
     INPUT_SCALE,
     INPUT_SIZE,
-    AddPrevLayer,
-    AffineLayer,
-    ConvLayer,
     DlibFormatError,
     DlibResNetWeights,
-    FcLayer,
-    Layer,
-    PoolLayer,
-    ReluLayer,
-    SkipLayer,
-    TagLayer,
 )
 from facelive.models.dlib_serialize import parse_network
 
-__all__ = [
-    "DESCRIPTOR_SIZE", "INPUT_SCALE", "INPUT_SIZE", "AddPrevLayer", "AffineLayer", "ConvLayer",
-    "DlibFormatError", "DlibResNetWeights", "FcLayer", "Layer", "PoolLayer", "ReluLayer",
-    "SkipLayer", "TagLayer", "read_dlib_resnet",
-]
+__all__ = ["DlibFormatError", "DlibResNetWeights", "read_dlib_resnet"]
 
 # The real file is 22.5 MB; a bound keeps a wrong path (a video, a disk image) from being
 # read into memory whole.

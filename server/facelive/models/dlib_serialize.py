@@ -30,16 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facelive.models.dlib_layers import (
-    AddPrevLayer,
-    AffineLayer,
-    ConvLayer,
-    DlibFormatError,
-    FcLayer,
-    Layer,
-    PoolLayer,
-    ReluLayer,
-)
+from facelive.models import dlib_layers as dl
 
 # The real network nests 130 layers; anything much deeper is not this model.
 MAX_DEPTH = 1024
@@ -65,8 +56,8 @@ class _Reader:
     def remaining(self) -> int:
         return len(self.data) - self.pos
 
-    def fail(self, what: str) -> DlibFormatError:
-        return DlibFormatError(f"{what} (at byte {self.pos} of {len(self.data)})")
+    def fail(self, what: str) -> dl.DlibFormatError:
+        return dl.DlibFormatError(f"{what} (at byte {self.pos} of {len(self.data)})")
 
     def take(self, n: int, what: str) -> bytes:
         if n > self.remaining:
@@ -138,7 +129,7 @@ class _Reader:
         start = self.pos
         try:
             return self.name("lookahead")
-        except DlibFormatError:
+        except dl.DlibFormatError:
             return None
         finally:
             self.pos = start
@@ -174,10 +165,10 @@ class _Reader:
 
 
 # ---------------------------------------------------------------------------------------------
-# Layer details
+# dl.Layer details
 
 
-def _read_con(r: _Reader, version: str) -> ConvLayer:
+def _read_con(r: _Reader, version: str) -> dl.ConvLayer:
     params = r.tensor("con_ params").ravel()
     num_filters = r.int64("con_ num_filters")
     nr, nc = r.int64("con_ nr"), r.int64("con_ nc")
@@ -204,10 +195,10 @@ def _read_con(r: _Reader, version: str) -> ConvLayer:
         raise r.fail(f"con_ bias shape {biases} for {out} filters")
     weight = params[:n_weights].reshape(out, cin, kh, kw).transpose(2, 3, 1, 0)
     bias = params[n_weights:] if use_bias else np.zeros(out, np.float32)
-    return ConvLayer(np.ascontiguousarray(weight), bias.copy(), stride, padding, use_relu)
+    return dl.ConvLayer(np.ascontiguousarray(weight), bias.copy(), stride, padding, use_relu)
 
 
-def _read_affine(r: _Reader, version: str) -> AffineLayer:
+def _read_affine(r: _Reader, version: str) -> dl.AffineLayer:
     params = r.tensor("affine_ params").ravel()
     gamma_dims = r.alias_tensor("affine_ gamma")
     beta_dims = r.alias_tensor("affine_ beta")
@@ -221,30 +212,30 @@ def _read_affine(r: _Reader, version: str) -> AffineLayer:
         raise r.fail(f"affine_ mode {mode} with gamma {gamma_dims}: expected conv mode (1,k,1,1)")
     if params.size != 2 * size:
         raise r.fail(f"affine_ has {params.size} params for gamma {gamma_dims}")
-    return AffineLayer(params[:size].copy(), params[size:].copy())
+    return dl.AffineLayer(params[:size].copy(), params[size:].copy())
 
 
-def _read_relu(r: _Reader, version: str) -> ReluLayer:
+def _read_relu(r: _Reader, version: str) -> dl.ReluLayer:
     if version == "relu_2" and r.boolean("relu_ disabled"):
         raise r.fail("relu_ is disabled; this model has none")
-    return ReluLayer()
+    return dl.ReluLayer()
 
 
-def _read_pool(r: _Reader, version: str) -> PoolLayer:
+def _read_pool(r: _Reader, version: str) -> dl.PoolLayer:
     op = "max" if version.startswith("max") else "avg"
     window = (r.int64(f"{op}_pool nr"), r.int64(f"{op}_pool nc"))
     stride = (r.int32(f"{op}_pool stride_y"), r.int32(f"{op}_pool stride_x"))
     padding = (r.int32(f"{op}_pool padding_y"), r.int32(f"{op}_pool padding_x"))
     if min(window) < 0 or min(stride) <= 0 or min(padding) < 0:
         raise r.fail(f"{op}_pool bad window {window}, stride {stride} or padding {padding}")
-    return PoolLayer(op, window, stride, padding)
+    return dl.PoolLayer(op, window, stride, padding)
 
 
-def _read_add_prev(r: _Reader, version: str) -> AddPrevLayer:
-    return AddPrevLayer(tag=-1)  # the id is not in the file; filled in by check_structure
+def _read_add_prev(r: _Reader, version: str) -> dl.AddPrevLayer:
+    return dl.AddPrevLayer(tag=-1)  # the id is not in the file; filled in by check_structure
 
 
-def _read_fc(r: _Reader, version: str) -> FcLayer:
+def _read_fc(r: _Reader, version: str) -> dl.FcLayer:
     num_outputs = r.uint64("fc_ num_outputs")
     num_inputs = r.uint64("fc_ num_inputs")
     params = r.tensor("fc_ params").ravel()
@@ -260,10 +251,10 @@ def _read_fc(r: _Reader, version: str) -> FcLayer:
         raise r.fail(
             f"fc_ of {num_inputs}->{num_outputs} with weights {weights}, {params.size} params"
         )
-    return FcLayer(params.reshape(num_inputs, num_outputs).copy())
+    return dl.FcLayer(params.reshape(num_inputs, num_outputs).copy())
 
 
-_LAYER_READERS: dict[str, Callable[[_Reader, str], Layer]] = {
+_LAYER_READERS: dict[str, Callable[[_Reader, str], dl.Layer]] = {
     "con_4": _read_con,
     "con_5": _read_con,
     "con_6": _read_con,
@@ -279,7 +270,7 @@ _LAYER_READERS: dict[str, Callable[[_Reader, str], Layer]] = {
 }
 
 
-def _read_layer_details(r: _Reader) -> Layer:
+def _read_layer_details(r: _Reader) -> dl.Layer:
     version = r.name("layer type")
     reader = _LAYER_READERS.get(version)
     if reader is None:
@@ -310,7 +301,7 @@ class WrapperLayer:
 
 @dataclass(frozen=True)
 class ParsedNetwork:
-    layers: tuple[Layer | WrapperLayer, ...]  # forward order
+    layers: tuple[dl.Layer | WrapperLayer, ...]  # forward order
     input_mean: tuple[float, float, float]
     input_size: tuple[int, int]
     margin: float
@@ -366,7 +357,7 @@ def parse_network(data: bytes) -> ParsedNetwork:
             raise r.fail(f"unexpected layer header version {version}")
 
     mean, size = _read_input(r)
-    layers: list[Layer | WrapperLayer] = [_read_layer_details(r)]
+    layers: list[dl.Layer | WrapperLayer] = [_read_layer_details(r)]
     _skip_training_state(r, bottom_version, bottom=True)
     for header in reversed(headers):
         if header is None:

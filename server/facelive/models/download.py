@@ -49,9 +49,9 @@ from facelive.models.http_client import (
 __all__ = [
     "CHUNK", "DEFAULT_MAX_BYTES", "DEFAULT_TIMEOUT", "MAX_CONFIRM_HOPS", "ArchiveError",
     "DigestMismatchError", "DownloadError", "HttpClient", "IncompleteDownloadError", "Progress",
-    "TooLargeError", "UnexpectedHtmlError", "UrlRewrites", "download_archive_member",
-    "download_file", "download_into", "drive_confirmation_url", "extract_member",
-    "remove_stale_temps", "rewrite_url", "temp_prefix", "unrewrite_url",
+    "TooLargeError", "UnexpectedHtmlError", "UrlRewrites", "download_file", "download_into",
+    "drive_confirmation_url", "extract_member", "remove_stale_temps", "rewrite_url",
+    "temp_prefix", "unrewrite_url",
 ]
 
 # progress(bytes so far, total bytes when the server declared it)
@@ -188,10 +188,17 @@ def download_file(
     max_bytes: int = DEFAULT_MAX_BYTES,
     client: HttpClient | None = None,
     progress: Progress | None = None,
+    member: str | None = None,
 ) -> Path:
     """Download `url` to `dest`, verified: sha256 (and size) are checked before the atomic
     rename, and on any failure nothing is left at `dest` or beside it. The cap is `size` when
-    known, else `max_bytes`."""
+    known, else `max_bytes`.
+
+    member: `url` is a zip (capped at `max_bytes`) and this member of it is the file; the
+    archive is deleted whatever happens."""
+    if member is not None:
+        return _download_member(url, dest, member, sha256=sha256, size=size,
+                                max_bytes=max_bytes, client=client, progress=progress)
     cap = size if size is not None else max_bytes
     with atomic_path(dest, suffix="") as tmp:
         with tmp.open("wb") as out:
@@ -252,19 +259,17 @@ def _copy_capped(source: IO[bytes], out: BinaryIO, cap: int, what: str) -> tuple
     return done, digest.hexdigest()
 
 
-def download_archive_member(
+def _download_member(
     url: str,
     dest: Path,
-    *,
     member: str,
+    *,
     sha256: str,
-    size: int | None = None,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    client: HttpClient | None = None,
-    progress: Progress | None = None,
+    size: int | None,
+    max_bytes: int,
+    client: HttpClient | None,
+    progress: Progress | None,
 ) -> Path:
-    """Download the zip at `url` (capped at `max_bytes`), extract and verify `member` into
-    `dest`, and delete the archive whatever happens."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     # A scratch file, never renamed into place: named like dest's temps, so that a fetch
     # that dies leaves it to remove_stale_temps.

@@ -168,27 +168,16 @@ def _from_web(
     dest = models_dir / entry.relpath
     for url in entry.urls:
         try:
-            if entry.archive_member is not None:
-                download.download_archive_member(
-                    url,
-                    dest,
-                    member=entry.archive_member,
-                    sha256=entry.sha256,
-                    size=entry.size,
-                    max_bytes=entry.max_download or download.DEFAULT_MAX_BYTES,
-                    client=client,
-                    progress=progress,
-                )
-            else:
-                download.download_file(
-                    url,
-                    dest,
-                    sha256=entry.sha256,
-                    size=entry.size,
-                    max_bytes=entry.max_download or download.DEFAULT_MAX_BYTES,
-                    client=client,
-                    progress=progress,
-                )
+            download.download_file(
+                url,
+                dest,
+                sha256=entry.sha256,
+                size=entry.size,
+                max_bytes=entry.max_download or download.DEFAULT_MAX_BYTES,
+                client=client,
+                progress=progress,
+                member=entry.archive_member,
+            )
         except download.DownloadError as exc:
             errors.append(str(exc))
             continue

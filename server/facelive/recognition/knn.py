@@ -96,6 +96,8 @@ class KnnIndex:
     take effect on the next query.
     """
 
+    UNKNOWN = UNKNOWN_LABEL  # the label of a query that names no one
+
     def __init__(
         self,
         dim: int,

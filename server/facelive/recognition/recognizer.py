@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from facelive.recognition.calibration import active_threshold, load_calibration
 from facelive.recognition.confidence import probability_right
 from facelive.recognition.far_tables import BUILT_IN
 from facelive.recognition.gallery import Gallery, ImportReport, PersonInfo
+from facelive.recognition.gallery_open import open_gallery
 from facelive.recognition.knn import UNKNOWN_LABEL, KnnIndex, KnnResult
 from facelive.recognition.names import UNKNOWN, name_key, validate_name
 from facelive.recognition.openset import DEFAULT_TARGET_FAR, FarTable, effective_people
@@ -74,7 +76,7 @@ class Recognizer:
         margin: float | None = None,
         max_pixels: int = 40_000_000,
         max_bytes: int = 20 * 1024 * 1024,
-        refresh_interval: float = 1.0,
+        refresh_interval: float | None = None,
         far_table: FarTable | None = None,
         target_far: float = DEFAULT_TARGET_FAR,
         threshold_source: str = "",
@@ -95,7 +97,14 @@ class Recognizer:
         self._classify = self.knn.crop_classifier(self.embedder)
         self._names: dict[int, str] = {}
         self._mutate = threading.RLock()
-        self._refresh_interval = refresh_interval
+        # Asking a SQLite file whether another process changed it costs a query (every 1 s);
+        # a PostgreSQL gallery hears of changes, so it is asked before every batch.
+        poll = getattr(gallery, "change_poll_s", 1.0)
+        self._refresh_interval = float(poll if refresh_interval is None else refresh_interval)
+        # Reloads for outside changes, and how many each stream's tracker has seen: one that
+        # missed a change decides its names afresh (recognize_streams).
+        self._outside_changes = 0
+        self._tracker_seen: weakref.WeakKeyDictionary[Tracker, int] = weakref.WeakKeyDictionary()
         self._last_refresh = time.monotonic()
         self._reload_pending = False
         self.last_timings: dict[str, float] = {}
@@ -111,7 +120,7 @@ class Recognizer:
         embedder, else the embedder's shipped default."""
         # The gallery first: a corrupt or read-only file is then reported at once, not after
         # the seconds the models take to load.
-        gallery = gallery if gallery is not None else Gallery.in_dir(settings.data_dir)
+        gallery = gallery if gallery is not None else open_gallery(settings, listen=True)
         try:
             engine = engine if engine is not None else FaceEngine(settings)
             recipe = getattr(engine.embedder, "recipe", None)
@@ -230,7 +239,7 @@ class Recognizer:
         if self.gallery.changed_elsewhere() or self._reload_pending:
             self._reload_pending = True
             self.reload()
-            self._reload_pending = False
+            self._reload_pending, self._outside_changes = False, self._outside_changes + 1
             return True
         return False
 
@@ -344,6 +353,9 @@ class Recognizer:
         faces whose `name` is their track's (see recognition/tracks.py), with `track`."""
         out = []
         for faces, tracker in zip(self.recognize_batch(frames), trackers, strict=True):
+            if self._tracker_seen.get(tracker, self._outside_changes) != self._outside_changes:
+                tracker.forget_names()  # a change made by another worker or the CLI
+            self._tracker_seen[tracker] = self._outside_changes
             tracked = tracker.update(tracker.next_frame, observations(faces, self.threshold),
                                      self._names)
             out.append([{**face.to_dict(), "name": shown.name, "track": shown.track}

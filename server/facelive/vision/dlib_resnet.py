@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from facelive.models.dlib_format import (
+from facelive.models.dlib_format import read_dlib_resnet
+from facelive.models.dlib_layers import (
     AddPrevLayer,
     AffineLayer,
     ConvLayer,
@@ -33,7 +34,6 @@ from facelive.models.dlib_format import (
     ReluLayer,
     SkipLayer,
     TagLayer,
-    read_dlib_resnet,
 )
 
 CHIP_SIZE = 150
