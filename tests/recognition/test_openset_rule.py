@@ -16,14 +16,16 @@ from facelive.recognition.openset import FarTable, effective_people
 TABLE = BUILT_IN["dlib-resnet"]
 
 
-def test_threshold_tightens_with_size_and_meets_the_target() -> None:
+@pytest.mark.parametrize("embedder", sorted(BUILT_IN))
+def test_threshold_tightens_with_size_and_meets_the_target(embedder: str) -> None:
+    table = BUILT_IN[embedder]
     sizes = [1, 3, 10, 30, 100, 300, 1000, 3000]
-    thresholds = [TABLE.threshold_for(n, 0.01) for n in sizes]
+    thresholds = [table.threshold_for(n, 0.01) for n in sizes]
     assert all(a > b for a, b in zip(thresholds, thresholds[1:], strict=False)), thresholds
     for n, t in zip(sizes, thresholds, strict=True):
-        assert TABLE.expected_far(t, n) == pytest.approx(0.01, rel=0.02)
+        assert table.expected_far(t, n) == pytest.approx(0.01, rel=0.02)
     # A stricter target is a stricter threshold at every size.
-    assert all(TABLE.threshold_for(n, 0.001) < TABLE.threshold_for(n, 0.01) for n in sizes)
+    assert all(table.threshold_for(n, 0.001) < table.threshold_for(n, 0.01) for n in sizes)
 
 
 def test_effective_people_counts_photos_less_than_people() -> None:

@@ -21,7 +21,7 @@ from facelive.recognition.calibration import (
     save_calibration,
     threshold_at_far,
 )
-from facelive.tools.calibrate import impostor_distances
+from facelive.tools.calibrate import FAR_TABLE_THRESHOLDS, grid_scale, impostor_distances
 
 
 def test_calibrate_stores_a_threshold_a_fresh_recognizer_uses(
@@ -120,3 +120,12 @@ def test_impostor_distances_cover_each_different_pair_once() -> None:
     np.testing.assert_allclose(kept, want, atol=1e-9)
     near, total_near = impostor_distances(vectors, who, keep_below=1.0)
     assert total_near == total and np.all(near < 1.0) and len(near) <= len(kept)
+
+
+def test_far_table_grid_follows_the_embedders_scale() -> None:
+    # dlib-resnet keeps its grid; fused (verification threshold 0.579) gets one that reaches
+    # its open-set thresholds (~0.44-0.54), which dlib's 0.20-0.50 would cut off.
+    assert grid_scale(0.4172) == 1.0
+    assert grid_scale(0.0) == 1.0
+    fused = [t * grid_scale(0.579) for t in FAR_TABLE_THRESHOLDS]
+    assert fused[0] < 0.44 and fused[-1] > 0.54

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from facelive.tools.fusion import fused_ten_fold
+
+# With TensorFlow's start-up, each file takes 40-50 s on the busy 2-core machine.
+pytestmark = pytest.mark.slow
 
 
 def _pairs(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

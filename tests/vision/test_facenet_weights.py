@@ -16,6 +16,9 @@ import tensorflow as tf
 from facelive.vision import facenet_weights as fw
 from facelive.vision.inception_resnet_v1 import BOTTLENECK, InceptionResNetV1, Unit, random_units
 
+# With TensorFlow's start-up, each file takes 40-50 s on the busy 2-core machine.
+pytestmark = pytest.mark.slow
+
 UNITS = random_units(divisor=16, dim=8, seed=3)
 IMAGES = np.random.default_rng(1).normal(size=(3, 160, 160, 3)).astype(np.float32)
 

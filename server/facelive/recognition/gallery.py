@@ -55,6 +55,10 @@ from facelive.recognition.gallery_records import (
     PersonInfo,
     StoredExample,
 )
+from facelive.recognition.gallery_writes import SOURCES, ExampleWrites
+from facelive.recognition.gallery_writes import check_patch as _check_patch
+from facelive.recognition.gallery_writes import check_vectors as _check_vectors
+from facelive.recognition.gallery_writes import f32_blob as _f32_blob
 from facelive.recognition.names import name_key, validate_name
 
 # The file's errors and the records are the gallery's words; callers import them from here.
@@ -66,7 +70,6 @@ __all__ = [
 ]
 
 FILENAME = "gallery.sqlite3"
-SOURCES = ("webcam", "upload", "import")
 
 
 def _schema_v1(conn: sqlite3.Connection) -> None:
@@ -125,10 +128,6 @@ def _person_info(row: Sequence[Any]) -> PersonInfo:
                       None if first is None else int(first))
 
 
-def _f32_blob(values: np.ndarray) -> bytes:
-    return np.ascontiguousarray(values, dtype="<f4").tobytes()
-
-
 def _from_blob(blob: bytes, shape: tuple[int, ...]) -> np.ndarray:
     return np.frombuffer(blob, dtype="<f4").astype(np.float32).reshape(shape)
 
@@ -141,29 +140,7 @@ def _lookup_key(raw: str) -> str:
     return name_key(" ".join(unicodedata.normalize("NFC", raw).split()))
 
 
-def _check_vectors(vectors: Any, count: int) -> np.ndarray:
-    matrix = np.asarray(vectors, dtype=np.float32)
-    if matrix.ndim != 2 or matrix.shape[0] != count or matrix.shape[1] == 0:
-        raise GalleryError(f"expected ({count}, D) vectors, got shape {matrix.shape}")
-    if not np.all(np.isfinite(matrix)):
-        raise GalleryError("vectors contain NaN or infinity")
-    return matrix
-
-
-def _check_patch(patch: FacePatch) -> tuple[bytes, bytes, bytes]:
-    box = np.asarray(patch.box, np.float32)
-    landmarks = np.asarray(patch.landmarks, np.float32)
-    if box.shape != (4,) or landmarks.shape != (5, 2):
-        raise GalleryError(
-            f"a face patch needs a (4,) box and (5, 2) landmarks, got {box.shape} and "
-            f"{landmarks.shape}"
-        )
-    if not patch.jpeg.startswith(b"\xff\xd8"):
-        raise GalleryError("a face patch must be JPEG bytes")
-    return bytes(patch.jpeg), _f32_blob(box), _f32_blob(landmarks)
-
-
-class Gallery(GalleryFile):
+class Gallery(ExampleWrites, GalleryFile):
     """The gallery file. Open with `Gallery(path)` or `Gallery.in_dir(data_dir)`; use as a
     context manager or call close(). The SQLite handling is GalleryFile's."""
 
@@ -315,33 +292,6 @@ class Gallery(GalleryFile):
             (person, source, created, jpeg, box, landmarks, hashlib.sha256(jpeg).hexdigest()),
         )
         return inserted_id(cursor)
-
-    def add_examples(
-        self,
-        name: str,
-        patches: Sequence[FacePatch],
-        vectors: np.ndarray | None,
-        embedder: str,
-        source: str,
-    ) -> Added:
-        """Store examples of a person, and their (N, D) vectors for `embedder`, creating the
-        person if new (ignoring case), all in one transaction."""
-        name = validate_name(name)
-        if source not in SOURCES:
-            raise GalleryError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
-        if not patches:
-            raise GalleryError("no examples to add")
-        matrix = None if vectors is None else _check_vectors(vectors, len(patches))
-        for patch in patches:
-            _check_patch(patch)
-        now = time.time()
-        with self._write() as conn:
-            found = self._find(conn, name_key(name))
-            person = found[0] if found else self._insert_person(conn, name, now)
-            ids = [self._insert_example(conn, person, source, now, p) for p in patches]
-            for example, vector in zip(ids, [] if matrix is None else matrix, strict=False):
-                self._insert_vector(conn, example, embedder, vector)
-        return Added(person, found[1] if found else name, ids, found is None)
 
     def remove_examples(self, example_ids: Iterable[int]) -> int:
         """Delete single examples (a bad photo); the person stays, even with none left."""

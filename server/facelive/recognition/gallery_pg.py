@@ -54,7 +54,6 @@ from facelive.recognition.gallery import (
 from facelive.recognition.gallery_file import GalleryCorrupt, GalleryError
 from facelive.recognition.gallery_pg_db import SCHEMA, GalleryDatabase, PgMigration
 from facelive.recognition.gallery_records import (
-    Added,
     FacePatch,
     GalleryVectors,
     ImportedPerson,
@@ -62,6 +61,7 @@ from facelive.recognition.gallery_records import (
     PersonInfo,
     StoredExample,
 )
+from facelive.recognition.gallery_writes import ExampleWrites
 from facelive.recognition.names import name_key, validate_name
 
 Conn = psycopg.Connection[Any]
@@ -126,7 +126,7 @@ def unseal(key: bytes, sealed: bytes) -> bytes:
         raise GalleryCorrupt("a stored face patch fails its integrity check") from None
 
 
-class PgGallery(GalleryDatabase):
+class PgGallery(ExampleWrites, GalleryDatabase):
     """The gallery in a PostgreSQL database; the same methods as gallery.Gallery. Open with
     `PgGallery(url)`; use as a context manager or call close()."""
 
@@ -267,33 +267,6 @@ class PgGallery(GalleryDatabase):
         assert row is not None
         conn.execute(f"INSERT INTO {K} (example, key) VALUES (%s, %s)", (row[0], key))
         return int(row[0])
-
-    def add_examples(
-        self,
-        name: str,
-        patches: Sequence[FacePatch],
-        vectors: np.ndarray | None,
-        embedder: str,
-        source: str,
-    ) -> Added:
-        """Store examples of a person, and their (N, D) vectors for `embedder`, creating the
-        person if new (ignoring case), all in one transaction."""
-        name = validate_name(name)
-        if source not in SOURCES:
-            raise GalleryError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
-        if not patches:
-            raise GalleryError("no examples to add")
-        matrix = None if vectors is None else _check_vectors(vectors, len(patches))
-        for patch in patches:
-            _check_patch(patch)
-        now = time.time()
-        with self._write() as conn:
-            found = self._find(conn, name_key(name))
-            person = found[0] if found else self._insert_person(conn, name, now)
-            ids = [self._insert_example(conn, person, source, now, p) for p in patches]
-            for example, vector in zip(ids, [] if matrix is None else matrix, strict=False):
-                self._insert_vector(conn, example, embedder, vector)
-        return Added(person, found[1] if found else name, ids, found is None)
 
     def remove_examples(self, example_ids: Iterable[int]) -> int:
         """Delete single examples (a bad photo); the person stays, even with none left."""

@@ -39,6 +39,15 @@ _KEEP_BELOW = 0.9
 _BLOCK = 2048
 FAR_TABLE_SIZES = (1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 300, 500, 1000, 2000, 3000)
 FAR_TABLE_THRESHOLDS = tuple(round(0.2 + 0.005 * i, 3) for i in range(61))  # 0.20 .. 0.50
+# The grid above is dlib-resnet's (verification threshold 0.4172); other embedders' distances
+# live on other scales (fused ~0.58, FaceNet ~1.1), so their grid and the impostor cut-off are
+# stretched by the ratio of verification thresholds.
+_GRID_EMBEDDER_THRESHOLD = 0.4172
+
+
+def grid_scale(verify_threshold: float) -> float:
+    """How much wider than dlib-resnet's this embedder's distances are (1 when unknown)."""
+    return verify_threshold / _GRID_EMBEDDER_THRESHOLD if verify_threshold > 0 else 1.0
 
 
 def impostor_distances(
@@ -95,11 +104,13 @@ def calibrate(
     same = np.array([p.same for p in pairs])
     folds = np.array([p.fold for p in pairs])
     distances = np.array([np.linalg.norm(vectors[p.file_x] - vectors[p.file_y]) for p in pairs])
+    scale = grid_scale(float(getattr(engine.embedder, "verify_threshold", 0.0)))
     if impostors == "listed":
         smallest, total = np.sort(distances[~same]), int((~same).sum())
     else:
         smallest, total = impostor_distances(
-            np.stack([vectors[f] for f in files]), [f.parent.name for f in files]
+            np.stack([vectors[f] for f in files]), [f.parent.name for f in files],
+            keep_below=min(_KEEP_BELOW * scale, 2.0),
         )
     threshold = threshold_at_far(smallest, total, far)
     # Stranger FAR against threshold and gallery size (recognition/openset.py): what lets the
@@ -109,7 +120,8 @@ def calibrate(
     people = len(set(identities))
     sizes = [n for n in FAR_TABLE_SIZES if 2 * n <= people] or [1]
     far_table = measure_far_table(
-        np.stack([vectors[f] for f in files]), identities, sizes, FAR_TABLE_THRESHOLDS,
+        np.stack([vectors[f] for f in files]), identities, sizes,
+        [round(t * scale, 4) for t in FAR_TABLE_THRESHOLDS],
         margin=float(getattr(engine.embedder, "margin", 0.0)),
     )
     measured_far = float(np.searchsorted(smallest, threshold, side="right") / total)

@@ -32,7 +32,8 @@ def create_embedder(settings: Settings) -> Embedder:
 
         model = next(m for m in paths if m != "dlib-resnet")
         variant = fe.FACENET_2017 if model == "facenet-keras" else fe.FACENET_2018
-        facenet = fe.FaceNetEmbedder(fe.load_units(model, paths[model]), variant)
+        facenet = fe.FaceNetEmbedder(fe.load_units(model, paths[model]), variant,
+                                     mirror=fe.FACENET_MIRROR)
         if name.startswith("fused"):
             dlib = DlibResNetEmbedder(paths["dlib-resnet"][0])
             embedder = fe.FusedEmbedder(dlib, facenet, fe.FUSION_WEIGHT)

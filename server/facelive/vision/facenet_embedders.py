@@ -7,7 +7,8 @@ do: the gallery and the caches keep each apart.
 
 Alignment: facenet's own LFW recipe, the detector box widened by 32 px, cut out and resized
 to 160x160 (align.facenet_crop). Standardisation as each model was trained: 2017 per-image
-prewhitening, 2018 `(x - 127.5) / 128`.
+prewhitening, 2018 `(x - 127.5) / 128`. The mirror pass (FACENET_MIRROR) sums the unit
+vectors of the crop and its left-right flip, as dlib-resnet's chip + mirror does.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from facelive.vision.mtcnn import Detection
 # What each FaceNet model is: (embedder name, model id, standardisation).
 FACENET_2018 = ("facenet", "20180402-114759 (VGGFace2, 512-D)", "fixed")
 FACENET_2017 = ("facenet-2017", "20170512-110547 (MS-Celeb-1M, 128-D)", "prewhiten")
+# The mirror earns its place: LFW 6,000 pairs 0.9913 -> 0.9920 for facenet-2017 alone, fused
+# 0.9930 -> 0.9942 (BENCHMARKS.md, issue 12, accuracy), for twice the network work per face.
+FACENET_MIRROR = True
 
 
 def prewhiten(images: tf.Tensor) -> tf.Tensor:
@@ -96,14 +100,17 @@ class FaceNetEmbedder(Embedder):
 
 
 # recipe -> (open-set threshold, verification threshold, margin). The verification thresholds
-# are `evaluate-lfw`'s mean 10-fold thresholds (BENCHMARKS.md, issue 12). The open-set ones
-# are NOT yet from `facelive calibrate` (FAR 1e-4 over all LFW impostors, as dlib-resnet's):
-# until then the verification threshold stands in, which names more strangers; run
-# `facelive calibrate` before relying on FaceNet or fused for open-set recognition.
+# are `evaluate-lfw`'s mean 10-fold thresholds (BENCHMARKS.md, issue 12). In open set the
+# built-in FAR tables (recognition/far_tables.py) choose the threshold by gallery size for the
+# mirrored recipes; the first number only stands in where no table applies.
 CALIBRATION: dict[str, tuple[float, float, float]] = {
     "facenet-2017/box-margin32/prewhiten": (1.107, 1.107, 0.0),
-    "fused/dlib-resnet/mtcnn5/flip-sum+facenet-2017/box-margin32/prewhiten/w0.9000": (
-        0.5573, 0.5573, 0.0
+    "facenet-2017/box-margin32/prewhiten/flip-sum": (1.097, 1.097, 0.0),
+    # Open set: the built-in FAR table (far_tables.FUSED) sets the threshold by gallery size;
+    # 0.4529 is its choice at 100 people x 5 photos. The margin 0.03 (knn.py) lifts top-1 at
+    # 1% of strangers named, as for dlib-resnet (docs/openset.md).
+    "fused/dlib-resnet/mtcnn5/flip-sum+facenet-2017/box-margin32/prewhiten/flip-sum/w0.8500": (
+        0.4529, 0.579, 0.03
     ),
 }
 
@@ -168,6 +175,8 @@ def fused_vectors(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:
     return np.concatenate([a * np.sqrt(weight), b * np.sqrt(1 - weight)], axis=1)
 
 
-# The fusion weight on dlib-resnet's squared distance. `evaluate-lfw` refits it on the 9
-# training folds of every split: 0.85-0.90 in all ten (BENCHMARKS.md, issue 12).
-FUSION_WEIGHT = 0.9
+# The fusion weight on dlib-resnet's squared distance (FaceNet with its mirror). `evaluate-lfw`
+# refits it on the 9 training folds of every split: 0.85 in 8 of 10, 0.80 and 0.75 in the
+# others (BENCHMARKS.md, issue 12). Scaled by the two thresholds (0.417 and 1.097) it weighs
+# the two distances about equally: 0.85 / 0.417^2 : 0.15 / 1.097^2 = 39 : 1 on raw squares.
+FUSION_WEIGHT = 0.85
