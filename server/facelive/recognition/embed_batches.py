@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,7 @@ def padded(
             results.append((result, n))
         if len(results) == 1 and results[0][0].label.shape[0] == results[0][1]:
             return embeddings[0], results[0][0]
-        merged = {}
+        merged: dict[str, Any] = {}  # runner_up may be None
         for f in dataclasses.fields(KnnResult):
             parts = [getattr(r, f.name) for r, _ in results]
             merged[f.name] = (None if any(p is None for p in parts) else

@@ -34,8 +34,8 @@ def _chains(reference: Sequence[Boxes], link_iou: float) -> list[tuple[int, list
     """Reference detections linked frame to frame (greedy, best overlap first)."""
     done: list[tuple[int, list[np.ndarray]]] = []
     open_: list[tuple[int, list[np.ndarray]]] = []
-    for frame, boxes in enumerate(reference):
-        boxes = [np.asarray(b, np.float64) for b in boxes]
+    for frame, raw in enumerate(reference):
+        boxes = [np.asarray(b, np.float64) for b in raw]
         pairs = sorted(((iou(chain[-1], box), ci, bi) for ci, (_, chain) in enumerate(open_)
                         for bi, box in enumerate(boxes)), reverse=True)
         taken_c: set[int] = set()
