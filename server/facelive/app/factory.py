@@ -83,6 +83,7 @@ def create_app(settings: Settings, recognizer: Any | None = None) -> tuple[Flask
         broadcast=lambda event, payload: socketio.emit(event, payload),
     )
     worker.observer = capture_observer(state, emit_to)
+    worker.whole_frames = lambda sid: sid in state.captures
     app.extensions[EXTENSION] = state
     app.register_blueprint(api)
     json_http_errors(app)

@@ -127,6 +127,8 @@ class LiveWorker:
         self._max_batch = max_batch
         self._gather_s = gather_s
         self.observer: Callable[[str, Frame, list[dict[str, Any]]], None] | None = None
+        # Clients whose frames get the whole-frame detector every time (a capturing client).
+        self.whole_frames: Callable[[str], bool] = lambda sid: False
         self._rate = FrameRate(max_fps) if max_fps else None
         self._pending: dict[str, Frame] = {}
         self._last_seq: dict[str, int] = {}
@@ -227,6 +229,8 @@ class LiveWorker:
             streams = [(self._trackers.get(sid) or Tracker(),
                         self._cuts.get(sid) or CutDetector(rgb=True), sid in self._stale)
                        for sid, _ in batch]
+            for (sid, _), (tracker, _, _) in zip(batch, streams, strict=True):
+                tracker.whole_frames = self.whole_frames(sid)  # read on the green side
             self._stale.difference_update(sid for sid, _ in batch)
             outcomes, failure = on_inference_thread(
                 self._compute, [frame for _, frame in batch], streams

@@ -166,6 +166,9 @@ class Tracker:
         self._lost = False
         self._names: dict[int, str] = {}
         self.label_changes = 0  # shown-name changes of tracks that already had a frame
+        # Search every frame whole: Capture Examples judges poses by the landmarks, and the
+        # tracked pass's (O-Net on a predicted crop) jitter enough to pass a still face as new.
+        self.whole_frames = False
 
     @property
     def next_frame(self) -> int:
@@ -262,8 +265,8 @@ class Tracker:
     # ------------------------------------------------------------ economy (issue 17)
     def full_pass_due(self, frame: int, economy: Economy) -> bool:
         """Whether this frame needs the whole-frame detector (see recognition/economy.py)."""
-        return (frame - self._last_full >= economy.full_every or self._last_detection < 0
-                or self._lost)
+        return (self.whole_frames or frame - self._last_full >= economy.full_every
+                or self._last_detection < 0 or self._lost)
 
     def expected(self, frame: int) -> np.ndarray:
         """(K, 4) x1, y1, x2, y2: where the faces found at the last detection should be in
