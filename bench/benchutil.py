@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -25,6 +26,16 @@ def machine(**extra: Any) -> dict[str, Any]:
     except OSError:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), **extra}
+
+
+def report(results: dict[str, Any], as_json: bool) -> int:
+    """Print a bench's results (indented JSON with --json, else a line a key); exit status 0."""
+    if as_json:
+        print(json.dumps(results, indent=2))
+    else:
+        for key, value in results.items():
+            print(f"{key}: {value}")
+    return 0
 
 
 def timings_ms(fn: Callable[[], object], repeat: int, warmup: int = 3) -> dict[str, float]:

@@ -41,7 +41,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from benchutil import machine
+from benchutil import machine, report
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = "facenet_pytorch_video.mp4"
@@ -187,12 +187,7 @@ def main() -> int:
         ratios["faces_video_vs_face_recognition"] = round(
             results["video"]["faces"] / max(1, fr["faces"]), 2)
     results["ratios"] = ratios
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        for key, value in results.items():
-            print(f"{key}: {value}")
-    return 0
+    return report(results, args.json)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ then detected as the live server does (same detector, same min face). Needs FACE
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -23,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchutil import machine  # noqa: E402
+from benchutil import machine, report  # noqa: E402
 from facelive.models.store import ModelMissingError  # noqa: E402
 from facelive.settings import Settings  # noqa: E402
 from facelive.vision.mtcnn import MTCNN  # noqa: E402
@@ -101,12 +100,7 @@ def main() -> int:
             "ratio_to_full_size": round(mean / max(1e-9, statistics.mean(reference)), 3),
             "mtcnn_ms_median": round(statistics.median(ms), 1),
         }
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        for key, value in results.items():
-            print(f"{key}: {value}")
-    return 0
+    return report(results, args.json)
 
 
 if __name__ == "__main__":

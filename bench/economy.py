@@ -20,7 +20,6 @@ the bound.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -32,7 +31,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from benchutil import machine
+from benchutil import machine, report
 
 REPO = Path(__file__).resolve().parents[1]
 LONGEST = 640
@@ -144,12 +143,7 @@ def main() -> int:
         "share": round(boxed / lasting, 4) if lasting else None,
         "targets_met": {"entries>=99%": bool(lasting) and boxed >= 0.99 * lasting},
     }
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        for key, value in results.items():
-            print(f"{key}: {value}")
-    return 0
+    return report(results, args.json)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ and the 6-face group photo. Needs FACELIVE_TEST_DATA (../shared/data) and fetche
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -22,7 +21,7 @@ import dataclasses  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchutil import machine, timings_ms  # noqa: E402
+from benchutil import machine, report, timings_ms  # noqa: E402
 from facelive.models import store  # noqa: E402
 from facelive.models.store import ModelMissingError  # noqa: E402
 from facelive.settings import Settings  # noqa: E402
@@ -116,12 +115,7 @@ def main() -> int:
             embed[name]["network_batch8_ms_per_chip"] = round(n8 / 8, 2)
     results["embed"] = embed
 
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        for key, value in results.items():
-            print(f"{key}: {value}")
-    return 0
+    return report(results, args.json)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import subprocess
@@ -44,7 +43,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO / "tests"))
-from benchutil import machine, start_server, stop_server  # noqa: E402
+from benchutil import machine, report, start_server, stop_server  # noqa: E402
 from load import LoadClient, load_frames, pct, rss_kib  # noqa: E402
 from services import start_nginx, start_postgres, start_redis  # noqa: E402
 
@@ -383,12 +382,7 @@ def main() -> int:
         postgres.stop()
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     out = {"machine": machine(load=load), **results}
-    if args.json:
-        print(json.dumps(out, indent=2))
-    else:
-        for key, value in out.items():
-            print(f"{key}: {value}")
-    return 0
+    return report(out, args.json)
 
 
 if __name__ == "__main__":
