@@ -79,8 +79,7 @@ def run_clip(recognizer: Any, frames: list[np.ndarray], bound: int) -> dict[str,
         embed_ms.append(recognizer.last_timings["embed"])
         boxes = []
         for face, _ in pairs:
-            x, y, w, h = face.box
-            boxes.append((x, y, x + w, y + h))
+            boxes.append(face.box)
             embedded += face.embedding is not None
         faces += len(pairs)
         found.append(boxes)

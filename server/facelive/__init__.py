@@ -9,7 +9,7 @@ before anything else is imported):
     Recognizer            frame -> named faces against the gallery in the data dir:
                           Recognizer.from_settings(settings); recognize(image) ->
                           [RecognizedFace]; enroll(name, images); rename, delete, people
-    RecognizedFace        box (x, y, w, h) pixels, landmarks 5 x (x, y), score, name,
+    RecognizedFace        box (x1, y1, x2, y2) pixels, landmarks 5 x (x, y), score, name,
                           distance (0..2, unit embeddings), confidence (0..1)
     FaceEngine            detector + embedder: analyze(image) -> [Face] (detection, aligned
                           chip, (D,) float32 unit embedding); primary_faces(images)

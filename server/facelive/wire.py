@@ -1,7 +1,8 @@
 """A face as JSON: the one encoder, for the live `faces` replies, REST, `--json` output and the
-video tool's JSON. Inside Python a detector box is corners (x1, y1, x2, y2); on the wire it is
-[x, y, w, h] (README, "the faces reply"): `xywh` is the one conversion, done at the edge.
-Pixels are rounded to 0.1, scores, distances and confidences to 1e-4."""
+video tool's JSON. Inside Python every box is corners (x1, y1, x2, y2) in frame pixels (the
+detector's, RecognizedFace's, the tracker's, an enrolment's Picked); on the wire it is
+[x, y, w, h] (README, "the faces reply"): `box_json` (through `xywh`) is the one conversion,
+done here at the edge. Pixels are rounded to 0.1, scores, distances and confidences to 1e-4."""
 
 from __future__ import annotations
 
@@ -15,14 +16,19 @@ def xywh(corners: Iterable[float]) -> tuple[float, float, float, float]:
     return (x1, y1, x2 - x1, y2 - y1)
 
 
+def box_json(corners: Iterable[float]) -> list[float]:
+    """(x1, y1, x2, y2) corners -> the wire's [x, y, w, h], rounded to 0.1 px."""
+    return [round(v, 1) for v in xywh(corners)]
+
+
 def face_json(
-    box: Sequence[float],
+    box: Iterable[float],
     score: float | None = None,
     landmarks: Iterable[Sequence[float]] | None = None,
 ) -> dict[str, Any]:
-    """{box: [x, y, w, h], score?, landmarks?: [[x, y] x 5]} from an (x, y, w, h) box; score
-    and landmarks are left out when None."""
-    out: dict[str, Any] = {"box": [round(float(v), 1) for v in box]}
+    """{box: [x, y, w, h], score?, landmarks?: [[x, y] x 5]} from an (x1, y1, x2, y2) corners
+    box; score and landmarks are left out when None."""
+    out: dict[str, Any] = {"box": box_json(box)}
     if score is not None:
         out["score"] = round(float(score), 4)
     if landmarks is not None:

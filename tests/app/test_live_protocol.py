@@ -78,6 +78,22 @@ def test_face_json_turns_corners_into_x_y_w_h() -> None:
     assert (named["name"], named["distance"], named["confidence"]) == ("Ada", 0.3123, 0.8765)
 
 
+def test_records_keep_corners_and_the_json_gets_x_y_w_h() -> None:
+    """Inside Python a face's box is corners; only its JSON (and message) is [x, y, w, h]."""
+    from facelive.recognition.results import Picked, RecognizedFace, corners_of
+    from facelive.recognition.tracks import Observation, Tracker
+
+    corners = corners_of(np.array([10.04, 20.0, 50.0, 80.06], np.float32))
+    landmarks = ((10.0, 20.0), (30.0, 20.0), (20.0, 30.0), (12.0, 40.0), (28.0, 40.0))
+    face = RecognizedFace(corners, landmarks, 0.99991, "unknown", None, 0.0)
+    assert face.box == pytest.approx((10.04, 20.0, 50.0, 80.06))
+    assert face.to_dict()["box"] == [10.0, 20.0, 40.0, 60.1]
+    (shown,) = Tracker().update(0, [Observation(face.box, "unknown")])
+    assert shown.box == pytest.approx(face.box)  # the tracker's box is corners too
+    picked = Picked(0, 2, (100.0, 50.0, 180.0, 150.0))
+    assert picked.message == "2 faces found; took the largest, at x 100, y 50 (80x100 px)"
+
+
 def test_replies_have_every_timing_field() -> None:
     reply = faces_reply(4, [], {"detect": 12.345, "total": 20}, batch=2)
     assert reply == {"seq": 4, "batch": 2, "faces": [], "ms": {

@@ -23,8 +23,8 @@ ECONOMY = Economy(full_every=3, embed_every=10, settle=3)
 
 def obs(x: float, who: int | None, side: float = 50.0, yaw: float = 0.0,
         embedded: bool = True, distance: float = 0.3) -> Observation:
-    return Observation((x, 50.0, side, side), "Ann" if who else "unknown", distance, 0.9, who,
-                       None, 1.0, True, None, False, embedded, yaw)
+    return Observation((x, 50.0, x + side, 50.0 + side), "Ann" if who else "unknown",
+                       distance, 0.9, who, None, 1.0, True, None, False, embedded, yaw)
 
 
 def test_embed_reasons() -> None:
@@ -55,7 +55,8 @@ def test_tracker_plans_full_passes_and_embeddings() -> None:
             (expected,) = tracker.expected(frame)
             assert expected[0] == pytest.approx(100 + 2 * frame, abs=2.5)
         tracker.searched(frame, full)
-        (why,) = tracker.embedding_plan(frame, [(100 + 2 * frame, 50, 50, 50)], [0.0], ECONOMY)
+        box = (100 + 2 * frame, 50, 150 + 2 * frame, 100)
+        (why,) = tracker.embedding_plan(frame, [box], [0.0], ECONOMY)
         plans.append(why)
         (face,) = tracker.update(frame, [obs(100 + 2 * frame, ANN, embedded=why is not None)],
                                  NAMES)
@@ -67,12 +68,12 @@ def test_tracker_plans_full_passes_and_embeddings() -> None:
     assert [embedded for _, embedded, _ in shown] == [p is not None for p in plans]
     assert [full for _, _, full in shown] == [f % 3 == 0 for f in range(14)]
     # A marked change of size or pose, or a gallery change, asks for an embedding at once.
-    assert tracker.embedding_plan(14, [(128, 50, 80, 80)], [0.0], ECONOMY) == ["size"]
-    assert tracker.embedding_plan(14, [(128, 50, 50, 50)], [0.8], ECONOMY) == ["pose"]
+    assert tracker.embedding_plan(14, [(128, 50, 208, 130)], [0.0], ECONOMY) == ["size"]
+    assert tracker.embedding_plan(14, [(128, 50, 178, 100)], [0.8], ECONOMY) == ["pose"]
     tracker.forget_names()
-    assert tracker.embedding_plan(14, [(128, 50, 50, 50)], [0.0], ECONOMY) == ["gallery"]
+    assert tracker.embedding_plan(14, [(128, 50, 178, 100)], [0.0], ECONOMY) == ["gallery"]
     # A face elsewhere is new; a cut (reset) makes the next frame a full pass.
-    assert tracker.embedding_plan(14, [(400, 300, 50, 50)], [0.0], ECONOMY) == ["new"]
+    assert tracker.embedding_plan(14, [(400, 300, 450, 350)], [0.0], ECONOMY) == ["new"]
     tracker.reset()
     assert tracker.full_pass_due(14, ECONOMY)
 
@@ -180,9 +181,8 @@ def test_a_stream_is_named_on_the_tracks_decisions_with_far_fewer_embeddings(
     assert sum(embedded) <= 0.35 * len(embedded), sum(embedded)
     assert all(shown.embedded == e for ((_, shown),), e in zip(replies, embedded, strict=True))
     # Tracked boxes stay on the face: against the full detector on the same frames.
-    overlaps = [iou(np.array([x, y, x + w, y + h]), detector.detect(frame)[0].box)
-                for ((face, _),), frame in zip(mine, hers[:60], strict=True)
-                for x, y, w, h in [face.box]]
+    overlaps = [iou(np.array(face.box), detector.detect(frame)[0].box)
+                for ((face, _),), frame in zip(mine, hers[:60], strict=True)]
     assert min(overlaps) >= 0.7 and float(np.median(overlaps)) >= 0.85, overlaps
 
     # Everything every frame: every face embedded (the work of before).
@@ -216,7 +216,7 @@ def test_faces_entering_are_boxed_within_three_frames(recognizer, test_data: Pat
         found = []
         for frame in frames:
             pairs = recognizer.recognize_tracked([frame], [tracker], [cuts.is_cut(frame)])[0]
-            found.append([(x, y, x + w, y + h) for f, _ in pairs for x, y, w, h in [f.box]])
+            found.append([f.box for f, _ in pairs])
         b, n = within(entries(reference, found), 3)
         boxed, lasting = boxed + b, lasting + n
     assert lasting >= 10  # enough entries for the share to mean something

@@ -74,7 +74,7 @@ def test_enrolled_people_are_recognised_and_strangers_are_not(
         files = others(lfw_dir, person)[:QUERY_EACH]
         for faces in recognizer.recognize_batch([p.read_bytes() for p in files]):
             # The photo's subject is its largest face; LFW backgrounds show other people.
-            main = max(faces, key=lambda f: f.box[2] * f.box[3])
+            main = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
             right += main.name == person.replace("_", " ")
             wrong += main.name not in (person.replace("_", " "), "unknown")
     total = len(ENROLLED) * QUERY_EACH
@@ -83,7 +83,7 @@ def test_enrolled_people_are_recognised_and_strangers_are_not(
     unknown = 0
     for person in STRANGERS:
         (faces,) = recognizer.recognize_batch([photos(lfw_dir, person)[0].read_bytes()])
-        main = max(faces, key=lambda f: f.box[2] * f.box[3])
+        main = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
         unknown += main.name == "unknown"
         assert 0.0 <= main.confidence <= 1.0 and main.distance is not None
     assert unknown >= len(STRANGERS) - 1
@@ -92,7 +92,7 @@ def test_enrolled_people_are_recognised_and_strangers_are_not(
 def test_recognised_face_fields(recognizer, lfw_dir: Path) -> None:
     image = others(lfw_dir, "Andre_Agassi")[1]
     faces = recognizer.recognize(image.read_bytes())
-    face = max(faces, key=lambda f: f.box[2] * f.box[3])
+    face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
     d = face.to_dict()
     assert set(d) == {"box", "score", "landmarks", "name", "distance", "confidence"}
     x, y, w, h = d["box"]
@@ -155,7 +155,7 @@ def test_rename_delete_take_effect_on_the_next_frame(recognizer, lfw_dir: Path) 
 
     def main_name() -> str:
         faces = recognizer.recognize(frame)
-        return max(faces, key=lambda f: f.box[2] * f.box[3]).name
+        return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1])).name
 
     assert main_name() == "Angelina Jolie"
     size = recognizer.gallery_size

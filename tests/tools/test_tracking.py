@@ -15,7 +15,7 @@ NAMES = {ANN: "Ann", BOB: "Bob"}
 def obs(x: float, who: int | None, y: float = 50.0, look: np.ndarray | None = None,
         sure: bool = False, quality: float = 1.0) -> Observation:
     name = "unknown" if who is None else NAMES[who]
-    return Observation((x, y, 40.0, 50.0), name, 0.3, 0.8, who, look, quality, sure)
+    return Observation((x, y, x + 40.0, y + 50.0), name, 0.3, 0.8, who, look, quality, sure)
 
 
 def unit(*values: float) -> np.ndarray:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from facelive import wire
 from facelive.app.summary import lookalike_summary, rejected_summary
 from facelive.errors import FaceLiveError, kind_of_status
 from facelive.recognition.gallery import PersonNotFound
@@ -135,7 +136,7 @@ class People:
             raise Refusal(400, f"no example added: {not_used}", name=report.name,
                           examples_added=0, rejected=rejected, rejected_summary=not_used)
         picked = [{"file": uploads[p.index].filename, "faces": p.faces,
-                   "box": [round(v, 1) for v in p.box], "message": p.message}
+                   "box": wire.box_json(p.box), "message": p.message}
                   for p in report.picked]
         return {"name": report.name, "examples_added": len(report.example_ids),
                 "rejected": rejected, "rejected_summary": not_used, "picked": picked,

@@ -128,7 +128,7 @@ def face_json(
 ) -> dict[str, Any]:
     """One face as sent to the page. box: (x1, y1, x2, y2) corners in pixels, sent as
     [x, y, w, h]; landmarks: five (x, y) points (eyes, nose, mouth corners)."""
-    return {**wire.face_json(wire.xywh(box), score, landmarks), "name": name,
+    return {**wire.face_json(box, score, landmarks), "name": name,
             "distance": wire.rounded(distance), "confidence": wire.rounded(confidence)}
 
 

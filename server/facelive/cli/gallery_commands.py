@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from facelive import wire
 from facelive.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -126,7 +127,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                     "example_ids": report.example_ids,
                     "skipped": [{"image": str(paths[i]), "reason": r} for i, r in skipped],
                     "picked": [{"image": str(paths[readable[p.index]]), "faces": p.faces,
-                                "box": [round(v, 1) for v in p.box]} for p in report.picked],
+                                "box": wire.box_json(p.box)} for p in report.picked],
                     "warnings": report.warnings,
                 }
             )

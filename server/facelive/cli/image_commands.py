@@ -41,7 +41,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
             results.append({"image": path, "error": str(exc), "faces": []})
             failed += 1
             continue
-        faces = [wire.face_json(wire.xywh(d.box), d.score, d.landmarks)
+        faces = [wire.face_json(d.box, d.score, d.landmarks)
                  for d in detector.detect(image)]
         results.append({"image": path, "faces": faces})
         if not args.json:

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from facelive import wire
 from facelive.recognition import streams
 from facelive.recognition.archive import export_gallery, import_archive
 from facelive.recognition.calibration import active_threshold, load_calibration
@@ -46,6 +45,7 @@ from facelive.recognition.results import (
     Picked,
     RecognizedFace,
     Skipped,
+    corners_of,
 )
 from facelive.recognition.tracks import Tracker
 from facelive.settings import Settings
@@ -336,7 +336,7 @@ class Recognizer:
         candidate = int(result.candidate[i])
         distance = float(result.distance[i])
         return RecognizedFace(
-            box=wire.xywh(det.box),
+            box=corners_of(det.box),
             landmarks=tuple((float(x), float(y)) for x, y in det.landmarks),
             score=float(det.score),
             name=self._names.get(label, UNKNOWN),  # as _names_of, per face
@@ -414,8 +414,7 @@ class Recognizer:
                     continue
                 accepted.append((i, image, face))
                 if len(faces) > 1:
-                    x1, y1, x2, y2 = (float(v) for v in face.detection.box)
-                    picked.append(Picked(i, len(faces), (x1, y1, x2 - x1, y2 - y1)))
+                    picked.append(Picked(i, len(faces), corners_of(face.detection.box)))
         skipped.sort(key=lambda s: s.index)
         if not accepted:
             return EnrollReport(name, None, [], [], skipped, [])

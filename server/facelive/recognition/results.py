@@ -3,7 +3,7 @@ enrolment (what was taken, left out or picked, and who an accepted face looks li
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,17 +11,27 @@ import numpy as np
 
 from facelive import wire
 
+Box = tuple[float, float, float, float]
+
+
+def corners_of(box: Iterable[float]) -> Box:
+    """A detector box ((4,) float32 x1, y1, x2, y2) as the corners the records keep: four
+    Python floats, same pixels."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return (x1, y1, x2, y2)
+
 
 @dataclass(frozen=True)
 class RecognizedFace:
-    """One face of a frame. box: (x, y, w, h) in frame pixels; landmarks: five (x, y) points
+    """One face of a frame. box: (x1, y1, x2, y2) corners in frame pixels (the JSON's
+    [x, y, w, h] is made at the edge, wire.py); landmarks: five (x, y) points
     (eyes, nose, mouth corners); score: detector probability; name: the person or "unknown";
     distance: Euclidean distance (unit embeddings, 0..2) to the nearest example of `name`, or
     of the closest person when unknown, None with an empty gallery; confidence: the probability
     that the face is that nearest person, calibrated on LFW (confidence.py); embedding: (D,)
     float32 unit vector."""
 
-    box: tuple[float, float, float, float]
+    box: Box
     landmarks: tuple[tuple[float, float], ...]
     score: float
     name: str
@@ -36,7 +46,8 @@ class RecognizedFace:
     quality: float | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: {box: [x, y, w, h], score, landmarks, name, distance, confidence}."""
+        """JSON-ready: {box: [x, y, w, h], score, landmarks, name, distance, confidence}
+        (wire.face_json turns the corners into [x, y, w, h])."""
         return {**wire.face_json(self.box, self.score, self.landmarks), "name": self.name,
                 "distance": wire.rounded(self.distance),
                 "confidence": wire.rounded(self.confidence)}
@@ -53,15 +64,16 @@ class Skipped:
 @dataclass(frozen=True)
 class Picked:
     """An accepted input that showed several faces: its position, how many faces, and the
-    box (x, y, w, h) of the one taken (the dominant one, see pipeline.dominant_face)."""
+    box (x1, y1, x2, y2) corners in pixels of the one taken (the dominant one, see
+    pipeline.dominant_face)."""
 
     index: int
     faces: int
-    box: tuple[float, float, float, float]
+    box: Box
 
     @property
     def message(self) -> str:
-        x, y, w, h = (round(v) for v in self.box)
+        x, y, w, h = (round(v) for v in wire.xywh(self.box))
         return (f"{self.faces} faces found; took the largest, at x {x}, y {y} "
                 f"({w}x{h} px)")
 

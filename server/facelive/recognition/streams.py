@@ -16,7 +16,7 @@ import numpy as np
 from facelive import wire
 from facelive.recognition.names import UNKNOWN
 from facelive.recognition.pipeline import Face
-from facelive.recognition.results import RecognizedFace
+from facelive.recognition.results import RecognizedFace, corners_of
 from facelive.recognition.tracks import TrackedFace, Tracker, iou, observations
 from facelive.vision.mtcnn import Detection
 from facelive.vision.quality import face_quality, yaw_of
@@ -101,7 +101,7 @@ def recognize_tracked(
     plans, chips = [], []
     for image, tracker, index, dets in zip(images, trackers, indices, detections, strict=True):
         yaws = [min(yaw_of(d.landmarks), MAX_YAW) for d in dets]
-        reasons = tracker.embedding_plan(index, [wire.xywh(d.box) for d in dets], yaws,
+        reasons = tracker.embedding_plan(index, [d.box for d in dets], yaws,
                                          economy)
         plans.append((yaws, reasons))
         chips += [recognizer.embedder.align(image, d)
@@ -118,7 +118,7 @@ def recognize_tracked(
         faces: list[RecognizedFace] = []
         for det, why in zip(dets, reasons, strict=True):
             if why is None:
-                faces.append(RecognizedFace(wire.xywh(det.box), tuple(
+                faces.append(RecognizedFace(corners_of(det.box), tuple(
                     (float(x), float(y)) for x, y in det.landmarks), float(det.score),
                     UNKNOWN, None, 0.0))
                 continue

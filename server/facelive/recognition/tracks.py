@@ -34,13 +34,14 @@ name, distance and confidence. `expected` gives the boxes a tracked detection pa
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from facelive.recognition.economy import Economy, EmbedState, embed_reason
 from facelive.recognition.names import UNKNOWN
+from facelive.recognition.results import corners_of
 
 # Identity evidence key of "no one in the gallery".
 _NOBODY = -1
@@ -48,10 +49,10 @@ _NOBODY = -1
 
 @dataclass(frozen=True)
 class Observation:
-    """One recognised face of a frame: box (x, y, w, h) in pixels, the recogniser's verdict
-    (name, person id or None), distance/confidence, the face's embedding (unit vector, None
-    when unknown), its quality as evidence (0..1) and whether the match is sure (named on the
-    first frame of a track)."""
+    """One recognised face of a frame: box (x1, y1, x2, y2) corners in pixels, the
+    recogniser's verdict (name, person id or None), distance/confidence, the face's embedding
+    (unit vector, None when unknown), its quality as evidence (0..1) and whether the match is
+    sure (named on the first frame of a track)."""
 
     box: tuple[float, float, float, float]
     name: str
@@ -71,9 +72,9 @@ class Observation:
 
 @dataclass(frozen=True)
 class TrackedFace:
-    """A face as shown in one frame: track id, box (x, y, w, h), the track's name and person,
-    whether it was detected in this frame (False: carried between detections), and the
-    recogniser's distance/confidence at the track's last detection."""
+    """A face as shown in one frame: track id, box (x1, y1, x2, y2) corners in pixels, the
+    track's name and person, whether it was detected in this frame (False: carried between
+    detections), and the recogniser's distance/confidence at the track's last detection."""
 
     track: int
     box: tuple[float, float, float, float]
@@ -85,9 +86,8 @@ class TrackedFace:
     embedded: bool = False
 
 
-def _corners(box: Sequence[float]) -> np.ndarray:
-    x, y, w, h = box
-    return np.array([x, y, x + w, y + h], np.float64)
+def _corners(box: Iterable[float]) -> np.ndarray:
+    return np.array([float(v) for v in box], np.float64).reshape(4)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -283,10 +283,10 @@ class Tracker:
         self._lost = lost and not full
 
     def embedding_plan(
-        self, frame: int, boxes: Sequence[Sequence[float]], yaws: Sequence[float],
+        self, frame: int, boxes: Sequence[Iterable[float]], yaws: Sequence[float],
         economy: Economy,
     ) -> list[str | None]:
-        """For this frame's detections ((x, y, w, h) boxes and their yaws), why each must be
+        """For this frame's detections ((x1, y1, x2, y2) boxes and their yaws), why each must be
         embedded before `update` (economy.embed_reason), None where its track's decision can
         be kept. Linking here is by box alone, as `update` links faces without embeddings."""
         corners = [_corners(b) for b in boxes]
@@ -357,7 +357,7 @@ class Tracker:
         x1, y1, x2, y2 = (float(v) for v in track.at(frame))
         person = None if track.shown == _NOBODY else track.shown
         name = UNKNOWN if person is None else self._names.get(person, UNKNOWN)
-        return TrackedFace(track.id, (x1, y1, x2 - x1, y2 - y1), name, detected,
+        return TrackedFace(track.id, (x1, y1, x2, y2), name, detected,
                            track.distance, track.confidence, person, embedded)
 
     def forget_names(self) -> None:
@@ -400,11 +400,6 @@ SURE_FRACTION = 0.9
 KEEP_FRACTION = 1.25
 
 
-def _box4(box: Sequence[float]) -> tuple[float, float, float, float]:
-    x, y, w, h = (float(v) for v in box)
-    return (x, y, w, h)
-
-
 def observations(
     faces: Sequence[object], threshold: float, embedded: Sequence[bool] | None = None,
     yaws: Sequence[float] | None = None,
@@ -422,7 +417,7 @@ def observations(
         keep = (nearest is not None and distance is not None
                 and distance <= KEEP_FRACTION * threshold)
         out.append(Observation(
-            _box4(face.box),  # type: ignore[attr-defined]
+            corners_of(face.box),  # type: ignore[attr-defined]
             str(face.name),  # type: ignore[attr-defined]
             distance, float(getattr(face, "confidence", 0.0) or 0.0), person,
             getattr(face, "embedding", None), 1.0 if quality is None else float(quality),

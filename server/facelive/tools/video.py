@@ -98,9 +98,9 @@ def draw(frame: np.ndarray, faces: list[TrackedFace]) -> None:
     thickness = max(1, round(min(height, width) / 300))
     scale = max(0.4, min(height, width) / 720)
     for face in faces:
-        x, y, w, h = face.box
-        x1, y1 = max(int(x), 0), max(int(y), 0)
-        x2, y2 = min(int(x + w), width - 1), min(int(y + h), height - 1)
+        left_x, top_y, right_x, bottom_y = face.box
+        x1, y1 = max(int(left_x), 0), max(int(top_y), 0)
+        x2, y2 = min(int(right_x), width - 1), min(int(bottom_y), height - 1)
         if x2 <= x1 or y2 <= y1:
             continue
         colour = UNKNOWN_COLOUR if face.name == UNKNOWN else KNOWN_COLOUR
