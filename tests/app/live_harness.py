@@ -160,6 +160,17 @@ class LiveClient:
         await self.send(seq, image)
         return await self.next_event(timeout)
 
+    async def ask_paced(self, seq: int, image: bytes, timeout: float = 60) -> tuple[str, Any]:
+        """`ask`, re-sending after the wait the server names when it refuses the frame for
+        the per-client rate limit (as the page does): a fast server answers a client that
+        sends the next frame at once past that limit."""
+        while True:
+            event, reply = await self.ask(seq, image, timeout)
+            if not (event == "error" and isinstance(reply, dict)
+                    and reply.get("code") == "rate_limited"):
+                return event, reply
+            await asyncio.sleep(max(1, int(reply.get("retry_ms", 1))) / 1000)
+
     async def call(self, event: str, data: Any = None, timeout: float = 120) -> Any:
         """An event answered by the server's ack (capture_start, capture_save...)."""
         return await self.sio.call(event, data, timeout=timeout)

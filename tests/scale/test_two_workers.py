@@ -88,7 +88,7 @@ def test_enrolment_through_a_is_named_in_b_live_replies_within_1_s(cluster: Clus
 
     async def scenario() -> tuple[float, int]:
         async with live_client(b) as client:
-            event, reply = await client.ask(1, probe)
+            event, reply = await client.ask_paced(1, probe)
             assert event == "faces" and main_name(reply) == "unknown"
             response = await asyncio.to_thread(enrol, a, "Colin Powell", cluster.photos[:3])
             committed = time.monotonic()
@@ -96,7 +96,7 @@ def test_enrolment_through_a_is_named_in_b_live_replies_within_1_s(cluster: Clus
             seq, named_after, frames = 2, None, 0
             while True:
                 sent = time.monotonic()
-                event, reply = await client.ask(seq, probe)
+                event, reply = await client.ask_paced(seq, probe)
                 seq, frames = seq + 1, frames + 1
                 name = main_name(reply)
                 if name == "Colin Powell" and named_after is None:
@@ -120,7 +120,7 @@ def test_rename_and_delete_through_b_reach_a_page_on_a_and_a_follows(cluster: Cl
         """Stream to A until it names the face `expected`; within 1 s of the notice."""
         deadline = time.monotonic() + 1.0
         while True:
-            event, reply = await client.ask(seq, probe)
+            event, reply = await client.ask_paced(seq, probe)
             seq += 1
             if main_name(reply) == expected:
                 return seq
@@ -166,7 +166,7 @@ def test_one_address_in_front_of_both_workers(cluster: Cluster) -> None:
 
         async def scenario() -> None:
             async with live_client(front) as client:
-                event, reply = await client.ask(1, cluster.photos[-1])
+                event, reply = await client.ask_paced(1, cluster.photos[-1])
                 assert event == "faces" and reply["faces"], reply
             polling = socketio.AsyncClient(ssl_verify=False, reconnection=False)
             answers: asyncio.Queue[Any] = asyncio.Queue()
@@ -213,7 +213,7 @@ def test_kill_9_of_a_during_enrolments_loses_nothing_and_b_keeps_answering(
             async def stream_b() -> None:
                 seq, last = 1, time.monotonic()
                 while not stop.is_set():
-                    event, reply = await client.ask(seq, cluster.photos[-1], timeout=60)
+                    event, reply = await client.ask_paced(seq, cluster.photos[-1], timeout=60)
                     assert event == "faces", reply
                     now = time.monotonic()
                     gaps.append(now - last)

@@ -89,13 +89,20 @@ def recognize_tracked(
     hints: list[np.ndarray | None] = [
         None if tracker.full_pass_due(index, economy) else tracker.expected(index)
         for tracker, index in zip(trackers, indices, strict=True)]
-    detections = recognizer.engine.detector.detect_batch(images, hints)
-    for tracker, index, hint, found in zip(trackers, indices, hints, detections, strict=True):
-        # A followed face not found where its track said: the next frame is searched whole
-        # (searching this one again would double its cost for a face that has mostly turned
-        # away or left; one that has moved is found a frame later).
-        tracker.searched(index, full=hint is None,
-                         lost=hint is not None and not _all_found(hint, found))
+    detections = list(recognizer.engine.detector.detect_batch(images, hints))
+    # A followed face not found where its track said is searched for in the whole frame at
+    # once: it has moved further than the track predicted (a fast walker, a slow stream) or
+    # left, and showing the frame without it would make its box blink. Costs a full pass
+    # only on such frames.
+    lost = [i for i, (hint, found) in enumerate(zip(hints, detections, strict=True))
+            if hint is not None and not _all_found(hint, found)]
+    if lost:
+        again = recognizer.engine.detector.detect_batch([images[i] for i in lost],
+                                                        [None] * len(lost))
+        for i, found in zip(lost, again, strict=True):
+            detections[i], hints[i] = found, None
+    for tracker, index, hint in zip(trackers, indices, hints, strict=True):
+        tracker.searched(index, full=hint is None)
     detect_ms = _ms(start)
     start = time.perf_counter()
     plans, chips = [], []
