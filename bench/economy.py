@@ -28,33 +28,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from benchutil import machine, report
 
 REPO = Path(__file__).resolve().parents[1]
 LONGEST = 640
-
-
-def clip_frames(path: Path) -> list[np.ndarray]:
-    """RGB frames, scaled down to at most LONGEST px on the longer side."""
-    capture = cv2.VideoCapture(str(path))
-    out = []
-    try:
-        while True:
-            ok, bgr = capture.read()
-            if not ok:
-                break
-            h, w = bgr.shape[:2]
-            scale = min(1.0, LONGEST / max(h, w))
-            if scale < 1.0:
-                bgr = cv2.resize(bgr, (round(w * scale), round(h * scale)),
-                                 interpolation=cv2.INTER_AREA)
-            out.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    finally:
-        capture.release()
-    return out
 
 
 def run_clip(recognizer: Any, frames: list[np.ndarray], bound: int) -> dict[str, Any]:
@@ -117,6 +96,7 @@ def main() -> int:
     args = parser.parse_args()
     from facelive.recognition.recognizer import Recognizer
     from facelive.settings import Settings
+    from facelive.tools.video import read_frames
 
     clips = sorted((Path(args.data) / "video").glob("*.mp4"))
     if not clips:
@@ -128,7 +108,8 @@ def main() -> int:
                                      full_every=args.full_every, embed_every=args.embed_every)
         with Recognizer.from_settings(settings) as recognizer:
             for clip in clips:
-                rows[clip.name] = run_clip(recognizer, clip_frames(clip), args.bound)
+                frames = read_frames(clip, longest=LONGEST)
+                rows[clip.name] = run_clip(recognizer, frames, args.bound)
             economy = recognizer.economy
     boxed = sum(r["boxed_within_bound"] for r in rows.values())
     lasting = sum(r["entries_lasting_bound"] for r in rows.values())

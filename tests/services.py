@@ -109,12 +109,7 @@ class Redis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        _stop(self.proc)
 
 
 def start_redis() -> Redis:
@@ -174,12 +169,7 @@ class Nginx:
                 if len(line.split()) >= 2]
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        _stop(self.proc)
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -240,3 +230,13 @@ def start_nginx(workers: list[int], tls_dir: Path) -> Nginx:
                 raise RuntimeError("nginx did not start: " + (folder / "error.log").read_text()
                                    if (folder / "error.log").exists() else "") from None
             time.sleep(0.05)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Ask a server to stop, and kill it if it has not within 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
 from facelive.recognition.economy import EVERY_FRAME, Economy, EmbedState, embed_reason
 from facelive.recognition.entries import Entry, entries, within
 from facelive.recognition.tracks import Observation, Tracker, iou
+from facelive.tools.video import read_frames
 
 ANN = 1
 NAMES = {ANN: "Ann"}
@@ -100,25 +100,6 @@ def test_entries_and_their_delays() -> None:
 HER, STRANGER = "WDA_AlexandriaOcasioCortez_000.mp4", "WDA_KatieHill_000.mp4"
 
 
-def read_frames(path: Path, count: int, longest: int = 640) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    out = []
-    try:
-        while len(out) < count:
-            ok, bgr = capture.read()
-            if not ok:
-                break
-            h, w = bgr.shape[:2]
-            scale = min(1.0, longest / max(h, w))
-            if scale < 1.0:
-                bgr = cv2.resize(bgr, (round(w * scale), round(h * scale)),
-                                 interpolation=cv2.INTER_AREA)
-            out.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    finally:
-        capture.release()
-    return out
-
-
 @pytest.fixture(scope="module")
 def recognizer(models_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     from facelive.recognition.recognizer import Recognizer
@@ -136,7 +117,7 @@ def clips(test_data: Path) -> dict[str, list[np.ndarray]]:
     paths = {name: test_data / "video" / name for name in (HER, STRANGER)}
     if not all(p.is_file() for p in paths.values()):
         pytest.skip(f"test videos not found: {list(paths.values())}")
-    return {name: read_frames(path, 90) for name, path in paths.items()}
+    return {name: read_frames(path, 90, longest=640) for name, path in paths.items()}
 
 
 def test_hinted_detection_finds_the_face_where_the_track_expects_it(
@@ -210,7 +191,7 @@ def test_faces_entering_are_boxed_within_three_frames(recognizer, test_data: Pat
         path = test_data / "video" / clip
         if not path.is_file():
             pytest.skip(f"{path} not found")
-        frames = read_frames(path, count)
+        frames = read_frames(path, count, longest=640)
         reference = [[d.box for d in detector.detect(f)] for f in frames]
         tracker, cuts = Tracker(), CutDetector(rgb=True)
         found = []

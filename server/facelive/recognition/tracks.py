@@ -163,7 +163,6 @@ class Tracker:
         self._last_detection = -1
         self._last_frame = -1
         self._last_full = -(10**9)
-        self._lost = False
         self._names: dict[int, str] = {}
         self.label_changes = 0  # shown-name changes of tracks that already had a frame
         # Search every frame whole: Capture Examples judges poses by the landmarks, and the
@@ -266,7 +265,7 @@ class Tracker:
     def full_pass_due(self, frame: int, economy: Economy) -> bool:
         """Whether this frame needs the whole-frame detector (see recognition/economy.py)."""
         return (self.whole_frames or frame - self._last_full >= economy.full_every
-                or self._last_detection < 0 or self._lost)
+                or self._last_detection < 0)
 
     def expected(self, frame: int) -> np.ndarray:
         """(K, 4) x1, y1, x2, y2: where the faces found at the last detection should be in
@@ -274,13 +273,11 @@ class Tracker:
         boxes = [t.at(frame) for t in self._tracks if t.last_frame == self._last_detection]
         return np.array(boxes, np.float32).reshape(-1, 4)
 
-    def searched(self, frame: int, full: bool, lost: bool = False) -> None:
-        """Record that this frame was searched whole (full) or only at the expected boxes,
-        and whether an expected face was not found there (lost: the next frame is searched
-        whole, to see where it went)."""
+    def searched(self, frame: int, full: bool) -> None:
+        """Record that this frame was searched whole (full) or only at the expected boxes (a
+        face lost there is searched for in the whole frame at once: recognition/streams.py)."""
         if full:
             self._last_full = frame
-        self._lost = lost and not full
 
     def embedding_plan(
         self, frame: int, boxes: Sequence[Iterable[float]], yaws: Sequence[float],
@@ -373,7 +370,6 @@ class Tracker:
         self._tracks = []
         self._last_detection = -1
         self._last_full = -(10**9)
-        self._lost = False
 
     def carry(self, frame: int) -> list[TrackedFace]:
         """The faces found at the last detected frame, moved on to this one."""

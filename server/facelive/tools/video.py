@@ -85,6 +85,25 @@ def _frames(source: Source, limit: int | None) -> Iterator[np.ndarray]:
         yield frame
 
 
+def read_frames(path: Path, count: int | None = None, longest: int | None = None
+                ) -> list[np.ndarray]:
+    """A video file's first `count` frames (all when None) as RGB uint8 (H, W, 3), scaled down
+    to at most `longest` px on the longer side when given."""
+    source = open_source(str(path))
+    frames = []
+    try:
+        for bgr in _frames(source, count):
+            h, w = bgr.shape[:2]
+            scale = 1.0 if longest is None else min(1.0, longest / max(h, w))
+            if scale < 1.0:
+                bgr = cv2.resize(bgr, (round(w * scale), round(h * scale)),
+                                 interpolation=cv2.INTER_AREA)
+            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    finally:
+        source.capture.release()
+    return frames
+
+
 def ascii_label(name: str) -> str:
     """OpenCV's built-in fonts draw ASCII only: "Zoë" -> "Zoe"; other scripts become '?'."""
     folded = unicodedata.normalize("NFKD", name)
