@@ -102,7 +102,7 @@ class Settings:
     # (and at cuts and lost faces), only the tracks' predicted boxes in between; a settled
     # track's face embedded again every `embed_every` frames. 1 and 1: everything every frame.
     full_every: int = 3
-    embed_every: int = 10
+    embed_every: int = 30
     # Web server. Without certfile/keyfile a self-signed certificate is made in data_dir/tls.
     host: str = "0.0.0.0"
     port: int = 5000  # 0: any free port (the start-up banner shows which)

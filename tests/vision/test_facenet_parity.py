@@ -67,7 +67,8 @@ def test_same_people_are_closer(facenet_models_dir: Path, crops) -> None:
     assert (d[~same] < 1.1).mean() < 0.01
 
 
-def test_fused_is_both_embedders_in_one_call(facenet_models_dir: Path, lfw_dir: Path) -> None:
+def test_fused_is_both_embedders_in_one_call(facenet_models_dir: Path, models_dir: Path,
+                                            lfw_dir: Path) -> None:
     import dataclasses
 
     from facelive.models.store import choose_embedder
@@ -79,8 +80,9 @@ def test_fused_is_both_embedders_in_one_call(facenet_models_dir: Path, lfw_dir: 
     settings = Settings(models_dir=facenet_models_dir, embedder="fused")
     assert choose_embedder("facenet", facenet_models_dir) == "facenet-2017"
     assert choose_embedder("fused", facenet_models_dir) == "fused"
-    # auto stays dlib-resnet even with FaceNet present (README: why).
-    assert choose_embedder("auto", facenet_models_dir) == "dlib-resnet"
+    # auto takes fused where FaceNet is present (README: why), dlib-resnet where it is not.
+    assert choose_embedder("auto", facenet_models_dir) == "fused"
+    assert choose_embedder("auto", models_dir) == "dlib-resnet"
     fused = create_embedder(settings)
     assert isinstance(fused, FusedEmbedder) and fused.name == "fused" and fused.dim == 256
     engine = FaceEngine(dataclasses.replace(settings, embedder="dlib-resnet"))

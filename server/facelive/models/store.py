@@ -88,9 +88,11 @@ def mtcnn_paths(models_dir: Path) -> tuple[str, list[Path]]:
 FACENET_MODELS: tuple[tuple[str, str], ...] = (
     ("facenet-ckpt", "facenet"), ("facenet", "facenet"), ("facenet-keras", "facenet-2017"),
 )
-# What `auto` takes when FaceNet weights are present (see README, issue 12: the most accurate
-# embedder whose live frame rate meets 15 fps / p95 120 ms on the 2-core machine).
-AUTO_WITH_FACENET = "dlib-resnet"
+# What `auto` takes when FaceNet weights are present: the most accurate embedder whose live
+# frame rate meets 15 fps / p95 120 ms on the 2-core machine (issue 12). Fused does, once faces
+# are embedded only when their track needs it (issue 17): one client 41 fps, p95 42 ms, quiet
+# (BENCHMARKS.md). Without FaceNet's weights auto is dlib-resnet, always available offline.
+AUTO_WITH_FACENET = "fused"
 
 
 def facenet_model(models_dir: Path) -> tuple[str, str] | None:

@@ -33,7 +33,7 @@ class Economy:
     eye) that counts as marked."""
 
     full_every: int = 3
-    embed_every: int = 10
+    embed_every: int = 30
     settle: int = 3
     size_change: float = 1.3
     yaw_change: float = 0.35
