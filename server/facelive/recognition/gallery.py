@@ -117,16 +117,7 @@ class Gallery(GalleryFile, GalleryWrites):
     changes GalleryWrites'."""
 
     dialect = SQLITE
-
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        read_only: bool = False,
-        create: bool = True,
-        migrations: Sequence[Migration] = MIGRATIONS,
-    ) -> None:
-        super().__init__(path, read_only=read_only, create=create, migrations=migrations)
+    default_migrations = MIGRATIONS
 
     @classmethod
     def in_dir(cls, data_dir: str | Path, **kwargs: Any) -> Gallery:

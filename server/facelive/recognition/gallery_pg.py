@@ -122,16 +122,7 @@ class PgGallery(GalleryDatabase, GalleryWrites):
     GalleryWrites'). Open with `PgGallery(url)`; use as a context manager or call close()."""
 
     dialect = POSTGRESQL
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        read_only: bool = False,
-        create: bool = True,
-        migrations: Sequence[PgMigration] = PG_MIGRATIONS,
-    ) -> None:
-        super().__init__(url, read_only=read_only, create=create, migrations=migrations)
+    default_migrations = PG_MIGRATIONS
 
     @staticmethod
     def _inserted(conn: Conn, text: str, params: Sequence[Any]) -> int:
