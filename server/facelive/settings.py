@@ -48,6 +48,14 @@ def _parse_flag(name: str, raw: str) -> bool:
     raise SettingsError(f"{name} must be 1 or 0, got {raw!r}")
 
 
+def _parse_number(name: str, raw: str, kind: type[int] | type[float]) -> int | float:
+    try:
+        return kind(raw)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise SettingsError(f"{name} must be {what}, got {raw!r}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything that can be configured.
@@ -235,20 +243,14 @@ class Settings:
             ("embed_every", "FACELIVE_EMBED_EVERY"),
         ):
             if env.get(name):
-                try:
-                    values[key] = int(env[name])
-                except ValueError:
-                    raise SettingsError(f"{name} must be an integer, got {env[name]!r}") from None
+                values[key] = _parse_number(name, env[name], int)
         for key, name in (
             ("pyramid_factor", "FACELIVE_PYRAMID_FACTOR"),
             ("match_threshold", "FACELIVE_THRESHOLD"),
             ("target_far", "FACELIVE_TARGET_FAR"),
         ):
             if env.get(name):
-                try:
-                    values[key] = float(env[name])
-                except ValueError:
-                    raise SettingsError(f"{name} must be a number, got {env[name]!r}") from None
+                values[key] = _parse_number(name, env[name], float)
         if env.get("FACELIVE_MTCNN_THRESHOLDS"):
             values["mtcnn_thresholds"] = _parse_float_triple(
                 "FACELIVE_MTCNN_THRESHOLDS", env["FACELIVE_MTCNN_THRESHOLDS"]

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Self
+from typing import ClassVar, Self
 
 from facelive.errors import FaceLiveError
 
@@ -65,8 +65,11 @@ class GalleryFull(GalleryError):
 
 
 class GalleryFile:
-    """One SQLite file with our header, opened for the gallery. `migrations[i]` brings a file
-    from schema version i to i + 1; the file is upgraded on opening (unless read_only)."""
+    """One SQLite file with our header, opened for the gallery. `migrations[i]` (by default
+    the class's default_migrations) brings a file from schema version i to i + 1; the file is
+    upgraded on opening (unless read_only)."""
+
+    default_migrations: ClassVar[tuple[Migration, ...]] = ()
 
     def __init__(
         self,
@@ -74,11 +77,11 @@ class GalleryFile:
         *,
         read_only: bool = False,
         create: bool = True,
-        migrations: Sequence[Migration],
+        migrations: Sequence[Migration] | None = None,
     ) -> None:
         self.path = Path(path)
         self.read_only = read_only
-        self._migrations = tuple(migrations)
+        self._migrations = tuple(self.default_migrations if migrations is None else migrations)
         self._lock = threading.RLock()
         self._conn = self._connect(create)
         try:

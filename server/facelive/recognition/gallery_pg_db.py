@@ -22,7 +22,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -76,8 +76,11 @@ def connect(url: str, **extra: Any) -> psycopg.Connection[Any]:
 
 
 class GalleryDatabase:
-    """One PostgreSQL database opened for the gallery. `migrations[i]` brings the schema from
-    version i to i + 1; the database is upgraded on opening (unless read_only)."""
+    """One PostgreSQL database opened for the gallery. `migrations[i]` (by default the class's
+    default_migrations) brings the schema from version i to i + 1; the database is upgraded on
+    opening (unless read_only)."""
+
+    default_migrations: ClassVar[tuple[PgMigration, ...]] = ()
 
     # Changes by others are heard by a listener thread, so asking is free: a reader may ask
     # before every frame (Recognizer.refresh reads this).
@@ -89,13 +92,13 @@ class GalleryDatabase:
         *,
         read_only: bool = False,
         create: bool = True,
-        migrations: Sequence[PgMigration],
+        migrations: Sequence[PgMigration] | None = None,
     ) -> None:
         self.url = url
         self.where = redacted(url)
         self.read_only = read_only
         self.origin = uuid.uuid4().hex  # tells our own notices from others'
-        self._migrations = tuple(migrations)
+        self._migrations = tuple(self.default_migrations if migrations is None else migrations)
         self._lock = threading.RLock()
         self._conn: psycopg.Connection[Any] | None = None
         self._listener: Any = None

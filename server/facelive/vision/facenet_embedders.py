@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from facelive.vision import align
-from facelive.vision.embedders import DlibResNetEmbedder, Embedder
+from facelive.vision.embedders import DlibResNetEmbedder, Embedder, flip_sum, l2_normalize
 from facelive.vision.inception_resnet_v1 import IMAGE_SIZE, InceptionResNetV1, Unit
 from facelive.vision.mtcnn import Detection
 
@@ -42,10 +42,6 @@ def prewhiten(images: tf.Tensor) -> tf.Tensor:
 
 def fixed_standardisation(images: tf.Tensor) -> tf.Tensor:
     return (tf.cast(images, tf.float32) - 127.5) / 128.0
-
-
-def _l2(x: tf.Tensor) -> tf.Tensor:
-    return tf.math.l2_normalize(x, axis=1, epsilon=1e-12)
 
 
 def load_units(model: str, paths: list[Path]) -> dict[str, Unit]:
@@ -86,11 +82,7 @@ class FaceNetEmbedder(Embedder):
 
     def embed_graph(self, crops: tf.Tensor) -> tf.Tensor:
         x = prewhiten(crops) if self._standardise == "prewhiten" else fixed_standardisation(crops)
-        if not self.mirror:
-            return _l2(self._net(x))
-        count = tf.shape(x)[0]
-        both = _l2(self._net(tf.concat([x, tf.reverse(x, axis=[2])], 0)))
-        return _l2(both[:count] + both[count:])
+        return flip_sum(self._net, x) if self.mirror else l2_normalize(self._net(x))
 
     def align(self, image: np.ndarray, detection: Detection) -> np.ndarray:
         return align.facenet_crop(image, detection.box, self.chip_size)
