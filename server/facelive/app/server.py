@@ -45,6 +45,9 @@ def _patch_eventlet() -> None:
     from eventlet import tpool
 
     eventlet.monkey_patch()
+    from facelive.app import ws_unmask
+
+    ws_unmask.install()  # eventlet unmasks each camera frame byte by byte (ws_unmask.py)
     # One OS thread for inference: TensorFlow already uses every core inside one call, and a
     # single thread keeps the batches strictly one at a time (and malloc arenas few).
     tpool.set_num_threads(1)
