@@ -34,5 +34,7 @@ def install(websocket_class: Any = None) -> None:
     """Replace eventlet's byte-by-byte unmasking (idempotent). websocket_class: for tests;
     default eventlet.websocket.RFC6455WebSocket."""
     if websocket_class is None:
-        from eventlet.websocket import RFC6455WebSocket as websocket_class
+        from eventlet.websocket import RFC6455WebSocket
+
+        websocket_class = RFC6455WebSocket
     websocket_class._apply_mask = staticmethod(apply_mask)
