@@ -31,10 +31,7 @@ from conftest import skip_or_fail
 from docker_bases import StandinError, ensure_standins
 from test_notebooks import SMALL_RUNS
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning"),
-]
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE = "facelive-test"  # IMAGE:runtime and IMAGE:notebook

@@ -17,9 +17,6 @@ from live_harness import LiveClient, LiveServer, live_client, live_server_fixtur
 from conftest import skip_or_fail
 from facelive.app.capture import HINT_NO_FACE, HINT_SAME_POSE, MIN_GAP_S
 
-pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
-
-
 # No frame rate limit (test_live_limits.py tests it): frames go back to back, which on a fast
 # machine would pass it.
 server = live_server_fixture("capture-data", {"FACELIVE_MAX_CLIENT_FPS": "0"})

@@ -25,8 +25,6 @@ from conftest import skip_or_fail
 from facelive.app.protocol import RateLimited, error_reply
 from facelive.app.worker import RATE_BURST, FrameRate, LiveWorker
 
-pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
-
 FPS = 5  # low, so that a few frames sent at once are far over it
 MAX_CLIENTS = 2
 

@@ -20,7 +20,6 @@ from conftest import skip_or_fail
 from facelive import __version__
 
 # The server's certificate is self-signed: plain HTTPS requests accept it on purpose.
-pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
 VIDEO = "video/WDA_AlexandriaOcasioCortez_000.mp4"
 MAX_FRAME_BYTES = 1024 * 1024  # the server's default limit

@@ -15,8 +15,7 @@ from live_harness import LiveServer, live_client, live_server_fixture, read_vide
 
 from conftest import skip_or_fail
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
+pytestmark = pytest.mark.slow
 
 HER, STRANGER = "WDA_AlexandriaOcasioCortez_000.mp4", "WDA_KatieHill_000.mp4"
 NAME = "Alexandria Ocasio-Cortez"

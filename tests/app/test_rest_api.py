@@ -24,8 +24,6 @@ from live_harness import LiveServer, live_client, live_server_fixture
 from conftest import skip_or_fail
 from facelive import __version__
 
-pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
-
 # Small per-file limit for this server, so that the 413 test needs no huge file.
 MAX_FILE_BYTES = 1_000_000
 MAX_FILES = 20  # the default

@@ -31,11 +31,7 @@ from conftest import REPO, skip_or_fail
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
 from live_harness import LiveServer, live_server_fixture  # noqa: E402
 
-pytestmark = [
-    pytest.mark.slow,
-    # The server's certificate is self-signed: the test's own requests accept it on purpose.
-    pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning"),
-]
+pytestmark = pytest.mark.slow
 
 CHROMIUM = Path(os.environ.get("FACELIVE_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = REPO / "artifacts" / "e2e"

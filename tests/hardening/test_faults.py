@@ -511,7 +511,6 @@ def test_full_disk_fails_clearly_and_keeps_committed_data(tmp_path: Path) -> Non
     assert_holds(stored["Carl"], [p.jpeg for p in patches(3, 12)], vectors(3, 12), "Carl")
 
 
-@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_rest_enrolment_on_a_full_disk_answers_507(tmp_path: Path, models_dir: Path,
                                                    lfw_dir: Path) -> None:
     """Through a real server: the file size limit is lowered on the running process (prlimit)

@@ -31,8 +31,6 @@ from facelive.recognition.names import InvalidName, validate_name
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
 from live_harness import LiveServer, start_server, stop_server  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
-
 # A small per-file limit, so that "oversize" needs only a few hundred kB per request.
 MAX_FILE_BYTES = 200_000
 SEED = "Seed Person"  # enrolled once; every unauthorised request must leave it in place

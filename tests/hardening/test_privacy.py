@@ -26,8 +26,6 @@ from live_harness import (  # noqa: E402
     stop_server,
 )
 
-pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
-
 FRAMES = 40
 JPEG_START = b"\xff\xd8\xff"
 SHM_SUFFIX = "-shm"  # SQLite's shared-memory index: readers update it, so it may change
