@@ -395,7 +395,8 @@ def test_facenet_missing_is_reported_but_not_required(tmp_path: Path, hosts: Fak
     assert "HTML page ('Google Drive - Quota exceeded')" in facenet.detail
     assert "quota" in facenet.detail and "FACELIVE_MODELS_SOURCE" in facenet.detail
     assert report.failed == (facenet,)
-    assert "model facenet: missing (optional: the auto embedder falls back to dlib-resnet)" in lines
+    assert ("model facenet: missing (optional: FaceNet 2018; without it auto takes fused with "
+            "FaceNet 2017, else dlib-resnet)") in lines
     assert not any(line.startswith("REQUIRED") for line in lines)
     assert exit_status(models_dir) == 0
     assert _all_files(models_dir) == {e.relpath for e in MTCNN_PYPI_FILES + DLIB_RESNET_FILES}

@@ -35,7 +35,8 @@ OutcomeState = Literal["present", "installed", "missing", "failed"]
 # Each group is satisfied when any one of its models is present.
 REQUIRED_MODELS: tuple[tuple[str, ...], ...] = (("mtcnn", "mtcnn-pypi"), ("dlib-resnet",))
 _WHEN_MISSING = {
-    "facenet": "optional: the auto embedder falls back to dlib-resnet",
+    "facenet": ("optional: FaceNet 2018; without it auto takes fused with FaceNet 2017, "
+                "else dlib-resnet"),
     "facenet-ckpt": "optional: the same weights as the facenet .pb",
     "facenet-keras": "optional: FaceNet 2017 for the facenet and fused embedders",
     "mtcnn": "the mtcnn-pypi copy of the same weights is used when present",
