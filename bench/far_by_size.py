@@ -8,8 +8,9 @@ The main face of every LFW image, embedded once by the default embedder (`FACELI
 `auto` unless set; the embedding cache makes reruns cheap). For each gallery (people x photos:
 10, 100, 1,000 x 1 and 10, 100 x 5) and seed: that many people drawn from those with enough
 photos, their photos enrolled into the real in-graph KNN (recognition/knn.py, K and margin of
-the embedder) at the threshold the Recognizer would choose for that gallery (its FAR table at
-the gallery's effective size and the target, `FACELIVE_TARGET_FAR`), then one photo each of
+the embedder) at the threshold the product chooses for that gallery (`describe_rule`, what
+`facelive people list` and the Recognizer use: the FAR table at the gallery's effective size
+and the target, `FACELIVE_TARGET_FAR`; `FACELIVE_THRESHOLD` if set), then one photo each of
 `--strangers` other people asked. The seeds differ from those the built-in tables were
 measured with (0-2). Counts, not timings: the machine's load does not move them.
 """
@@ -21,8 +22,8 @@ import os
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -34,10 +35,10 @@ PROMISE_BAND = 1.5  # issue 11: within 1.5x of the promised rate at every size
 
 
 def strangers_named(vectors: np.ndarray, person: np.ndarray, people: int, photos: int,
-                    strangers: int, seed: int, threshold_of: Any, knn_args: dict) -> dict:
+                    strangers: int, seed: int, threshold_of: Callable[[int, int], float],
+                    knn_args: dict) -> dict:
     """One gallery of `people` x `photos` and `strangers` others: the share named."""
     from facelive.recognition.knn import KnnIndex
-    from facelive.recognition.openset import effective_people
 
     rng = np.random.default_rng(seed)
     by_person = [np.flatnonzero(person == p) for p in range(int(person.max()) + 1)]
@@ -48,7 +49,7 @@ def strangers_named(vectors: np.ndarray, person: np.ndarray, people: int, photos
     others = np.setdiff1d(np.arange(len(by_person)), chosen)
     others = rng.choice(others, min(strangers, len(others)), replace=False)
     asked = np.array([rng.choice(by_person[p]) for p in others])
-    threshold = threshold_of(effective_people(people, len(rows)))
+    threshold = threshold_of(people, len(rows))
     index = KnnIndex(vectors.shape[1], **knn_args)
     index.add(vectors[rows], labels)
     result = index.query(vectors[asked], threshold)
@@ -67,19 +68,25 @@ def main() -> int:
     parser.add_argument("--strangers", type=int, default=3000)
     args = parser.parse_args()
 
-    from facelive.recognition.far_tables import BUILT_IN
+    from facelive.recognition.gallery_rule import describe_rule
     from facelive.recognition.pipeline import FaceEngine
     from facelive.settings import Settings
     from facelive.tools.embedding import embed_files
     from facelive.tools.evaluate_openset import people_photos
 
+    seeds = [int(s) for s in args.seeds.split(",")]
     with tempfile.TemporaryDirectory(prefix="facelive-far-") as tmp:
         settings = Settings.from_env(data_dir=Path(tmp), models_dir=args.models_dir)
         engine = FaceEngine(settings)
         embedder = engine.embedder
-        table = BUILT_IN.get(embedder.name)
-        if table is None:
-            raise SystemExit(f"bench: no built-in FAR table for {embedder.name}")
+        knn_args = {"k": settings.knn_k, "margin": float(getattr(embedder, "margin", 0.0))}
+
+        def threshold_of(people: int, examples: int) -> float:
+            rule = describe_rule(settings.data_dir, embedder.name, embedder.threshold,
+                                 settings.match_threshold, settings.target_far, people,
+                                 examples)
+            return float(rule["threshold"])
+
         photos = people_photos(Path(args.lfw))
         files = [p for paths in photos.values() for p in paths]
         owner = {p: i for i, paths in enumerate(photos.values()) for p in paths}
@@ -87,15 +94,14 @@ def main() -> int:
             engine, files, Path(args.cache) if args.cache else Path(tmp) / "cache")
         vectors = np.stack([vectors_by_file[p] for p in files]).astype(np.float32)
         person = np.array([owner[p] for p in files])
+        runs_of = {(people, per_person): [
+            strangers_named(vectors, person, people, per_person, args.strangers, seed,
+                            threshold_of, knn_args)
+            for seed in seeds] for people, per_person in GALLERIES}
 
     target = settings.target_far
-    knn_args = {"k": settings.knn_k, "margin": float(getattr(embedder, "margin", 0.0))}
-    seeds = [int(s) for s in args.seeds.split(",")]
     rows = []
-    for people, per_person in GALLERIES:
-        runs = [strangers_named(vectors, person, people, per_person, args.strangers, seed,
-                                lambda size: table.threshold_for(size, target), knn_args)
-                for seed in seeds]
+    for (people, per_person), runs in runs_of.items():
         rates = [r["named"] / r["asked"] for r in runs]
         mean = statistics.fmean(rates)
         rows.append({"people": people, "photos": per_person, "threshold": runs[0]["threshold"],

@@ -19,8 +19,6 @@ from live_harness import LiveClient, LiveServer, live_client, live_server_fixtur
 from conftest import skip_or_fail
 from facelive import __version__
 
-# The server's certificate is self-signed: plain HTTPS requests accept it on purpose.
-
 VIDEO = "video/WDA_AlexandriaOcasioCortez_000.mp4"
 MAX_FRAME_BYTES = 1024 * 1024  # the server's default limit
 

@@ -44,8 +44,6 @@ from live_harness import (  # noqa: E402
     stop_server,
 )
 
-# The server's certificate is self-signed: plain HTTPS requests accept it on purpose.
-
 MAX_FRAME_BYTES = 100_000  # small, so that "over the limit" frames stay cheap to send
 # Few places, so that a flood of connections reaches the limit after a handful (the session's
 # own connection takes one).

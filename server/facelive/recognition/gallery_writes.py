@@ -205,9 +205,10 @@ class GalleryWrites(GalleryReads):
             )
             if replaced < total:
                 self._check_dim(conn, embedder, dim)
+            upsert = self.dialect.sql(self.dialect.upsert_vector)  # once, not per vector
             for example, vector in zip(ids, matrix, strict=True):
-                written += self._run(conn, self.dialect.upsert_vector,
-                                     (example, embedder, dim, f32_blob(vector), example)).rowcount
+                written += conn.execute(
+                    upsert, (example, embedder, dim, f32_blob(vector), example)).rowcount
         return written
 
     # ------------------------------------------------------------ import
