@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from facelive.errors import FaceLiveError
+from facelive.recognition.economy import Economy
+from facelive.recognition.openset import DEFAULT_TARGET_FAR
 
 EmbedderChoice = Literal["auto", "facenet", "fused", "dlib-resnet"]
 EMBEDDER_CHOICES: tuple[str, ...] = ("auto", "facenet", "fused", "dlib-resnet")
@@ -104,14 +106,14 @@ class Settings:
     # embeddings, 0..2) still called a match, None = the embedder's calibrated threshold.
     knn_k: int = 5
     match_threshold: float | None = None
-    # Share of strangers allowed a name at the gallery's size (recognition/openset.py's
-    # DEFAULT_TARGET_FAR: 0.9%, a tenth under the 1% promised, for the table's own error).
-    target_far: float = 0.009
+    # Share of strangers allowed a name at the gallery's size (recognition/openset.py says
+    # why its default is 0.9%).
+    target_far: float = DEFAULT_TARGET_FAR
     # Streams (recognition/economy.py): the whole-frame detector every `full_every` frames
     # (and at cuts and lost faces), only the tracks' predicted boxes in between; a settled
     # track's face embedded again every `embed_every` frames. 1 and 1: everything every frame.
-    full_every: int = 3
-    embed_every: int = 30
+    full_every: int = Economy.full_every
+    embed_every: int = Economy.embed_every
     # Web server. Without certfile/keyfile a self-signed certificate is made in data_dir/tls.
     host: str = "0.0.0.0"
     port: int = 5000  # 0: any free port (the start-up banner shows which)
