@@ -423,3 +423,29 @@ def test_adds_write_in_place_and_growth_keeps_every_row() -> None:
     np.testing.assert_array_equal(got.indices[:, 0], np.arange(1500))
     np.testing.assert_array_equal(got.neighbour_ids[:, 0], np.arange(1500))
     np.testing.assert_array_equal(got.label, np.arange(1500) // 10 * 10)
+
+
+@pytest.mark.parametrize("search", ["float32", "bfloat16"])
+def test_dlib_queries_compare_the_dlib_half_alone(search: str) -> None:
+    """The fused embedder's small-face path: a query made by dlib_queries from a fused vector
+    gets, from a gallery of fused vectors, dlib-resnet's own distances and neighbours, not the
+    fused ones (which here order the rows differently)."""
+    from facelive.vision.facenet_embedders import dlib_queries, fused_vectors
+
+    rng = np.random.default_rng(7)
+    weight, n = 0.85, 300
+    a = unit(rng.normal(size=(n, 128)))
+    b = unit(rng.normal(size=(n, 128)))
+    index = KnnIndex(256, k=5, search=search)
+    index.add(fused_vectors(a, b, weight), np.arange(1, n + 1))
+    qa, qb = unit(rng.normal(size=(4, 128))), unit(rng.normal(size=(4, 128)))
+    fused = fused_vectors(qa, qb, weight)
+    result = index.query_as_given(dlib_queries(fused, 128, weight), 2.0)
+    expected = np.linalg.norm(a[None, :, :] - qa[:, None, :], axis=2)
+    nearest = np.argsort(expected, axis=1)[:, :5]
+    np.testing.assert_array_equal(result.indices, nearest)
+    np.testing.assert_allclose(result.distances, np.take_along_axis(expected, nearest, 1),
+                               atol=2e-2 if search == "bfloat16" else 1e-5)
+    # The whole fused vectors rank the rows otherwise: the test would see a wrong path.
+    plain = index.query(fused, 2.0)
+    assert not np.array_equal(plain.indices, result.indices)

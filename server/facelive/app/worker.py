@@ -161,7 +161,7 @@ class LiveWorker:
         self._last_seq[sid] = frame.seq
         self._last_seen[sid] = frame.received
         if sid not in self._trackers:
-            self._trackers[sid] = Tracker()
+            self._trackers[sid] = self._new_tracker()
             self._cuts[sid] = CutDetector(rgb=True)
         self._pending[sid] = frame  # latest wins: an older waiting frame is dropped here
         self._wake.set()
@@ -220,13 +220,17 @@ class LiveWorker:
             self._wake.wait(deadline - now)
             self._wake.clear()
 
+    def _new_tracker(self) -> Tracker:
+        make = getattr(self.recognizer, "new_tracker", None)
+        return make() if callable(make) else Tracker()
+
     def _take(self) -> list[tuple[str, Frame]]:
         sids = sorted(self._pending, key=lambda s: self._pending[s].received)[: self._max_batch]
         return [(sid, self._pending.pop(sid)) for sid in sids]
 
     def _run(self, batch: list[tuple[str, Frame]]) -> None:
         try:
-            streams = [(self._trackers.get(sid) or Tracker(),
+            streams = [(self._trackers.get(sid) or self._new_tracker(),
                         self._cuts.get(sid) or CutDetector(rgb=True), sid in self._stale)
                        for sid, _ in batch]
             for (sid, _), (tracker, _, _) in zip(batch, streams, strict=True):

@@ -84,6 +84,20 @@ class KnnResult:
     confidence: np.ndarray
     runner_up: np.ndarray | None = None
 
+    def with_rows(self, rows: np.ndarray, other: KnnResult) -> KnnResult:
+        """This result with rows `rows` replaced by the rows of `other` (one per row, in
+        order)."""
+        merged = {}
+        for name in self.__dataclass_fields__:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine is None or theirs is None:
+                merged[name] = mine
+                continue
+            mine = mine.copy()
+            mine[rows] = theirs
+            merged[name] = mine
+        return KnnResult(**merged)
+
 
 class KnnIndex:
     """An in-graph KNN over D-dimensional unit vectors with integer labels (person ids).
@@ -153,6 +167,13 @@ class KnnIndex:
         self._host_ids_buf = np.full(capacity, -1, np.int64)
         self._query = tf.function(
             self.classify_graph,
+            input_signature=[
+                tf.TensorSpec([None, self.dim], tf.float32),
+                tf.TensorSpec([], tf.float32),
+            ],
+        )
+        self._query_as_given = tf.function(
+            lambda queries, threshold: self.classify_graph(queries, threshold, normalize=False),
             input_signature=[
                 tf.TensorSpec([None, self.dim], tf.float32),
                 tf.TensorSpec([], tf.float32),
@@ -396,11 +417,15 @@ class KnnIndex:
         inf = tf.constant(np.inf, tf.float32)
         return tf.where(valid, indices, -1), tf.where(valid, distances, inf)
 
-    def classify_graph(self, queries: tf.Tensor, threshold: tf.Tensor) -> dict[str, tf.Tensor]:
+    def classify_graph(
+        self, queries: tf.Tensor, threshold: tf.Tensor, normalize: bool = True
+    ) -> dict[str, tf.Tensor]:
         """Graph code: (B, D) float32 queries, scalar threshold -> dict of tensors (indices,
         distances, neighbour_labels, candidate, label, distance, runner_up, confidence). Call
-        it inside a tf.function (see `query` and `crop_classifier`)."""
-        queries = tf.math.l2_normalize(queries, axis=1, epsilon=1e-12)
+        it inside a tf.function (see `query` and `crop_classifier`). normalize=False takes
+        the queries as given (see `query_as_given`)."""
+        if normalize:
+            queries = tf.math.l2_normalize(queries, axis=1, epsilon=1e-12)
         indices, distances = self.nearest_graph(queries)
         valid = indices >= 0
         labels = tf.where(valid, tf.gather(self._labels.read_value(), tf.maximum(indices, 0)), -1)
@@ -434,6 +459,18 @@ class KnnIndex:
         with self._lock.read():
             out = self._query(tf.constant(queries), tf.constant(threshold, tf.float32))
             return self._result(out)
+
+    def query_as_given(self, queries: np.ndarray, threshold: float) -> KnnResult:
+        """(B, D) queries, not normalised: each distance is sqrt(2 - 2 q.g). A query that is
+        zero on some dimensions and scaled on the others is so compared on a part of the
+        vectors alone: FusedEmbedder.dlib_queries turns fused vectors into queries whose
+        distances are dlib-resnet's own."""
+        queries = np.asarray(queries, np.float32)
+        if queries.ndim != 2 or queries.shape[1] != self.dim:
+            raise ValueError(f"expected (B, {self.dim}) queries, got shape {queries.shape}")
+        with self._lock.read():
+            return self._result(self._query_as_given(tf.constant(queries),
+                                                     tf.constant(threshold, tf.float32)))
 
     def crop_classifier(
         self, embedder: Any

@@ -19,6 +19,7 @@ import threading
 import time
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,15 +46,27 @@ from facelive.recognition.results import (
     Picked,
     RecognizedFace,
     Skipped,
+    box_side,
     corners_of,
 )
-from facelive.recognition.tracks import Tracker
+from facelive.recognition.tracks import Tracker, link_distance_for
 from facelive.settings import Settings
 from facelive.vision.image import ImageError, decode_image
 from facelive.vision.mtcnn import Detection, as_rgb
 from facelive.vision.quality import face_quality
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SmallFaceRule:
+    """How the fused embedder's small faces are judged: by `embedder`'s half of the vectors,
+    at `threshold`, for faces whose box is under `below_px` on its shorter side."""
+
+    embedder: str
+    threshold: float
+    below_px: float
+
 
 # An RGB image ((H, W, 3) uint8) or the encoded bytes of one (JPEG, PNG...).
 ImageInput = np.ndarray | bytes
@@ -100,6 +113,9 @@ class Recognizer:
         margin = float(getattr(self.embedder, "margin", 0.0) if margin is None else margin)
         self.max_pixels, self.max_bytes = max_pixels, max_bytes
         self.knn = KnnIndex(int(self.embedder.dim), k=k, margin=margin)
+        # The fused embedder judges small faces by its dlib-resnet half alone, with dlib-
+        # resnet's rule (_classify_faces); None for the other embedders.
+        self.small_faces: SmallFaceRule | None = None
         self._classify = padded(self.knn.crop_classifier(self.embedder))
         self._names: dict[int, str] = {}
         self._mutate = threading.RLock()
@@ -197,10 +213,46 @@ class Recognizer:
 
     def _update_threshold(self) -> None:
         """Follow the gallery's size (caller holds _mutate, or is __init__)."""
-        if self.far_table is None:
-            return
         size = effective_people(len(self._names), len(self.knn))
-        self.threshold = self.far_table.threshold_for(size, self.target_far)
+        if self.far_table is not None:
+            self.threshold = self.far_table.threshold_for(size, self.target_far)
+        self.small_faces = self._small_face_rule(size)
+
+    def _small_face_rule(self, size: float) -> SmallFaceRule | None:
+        """dlib-resnet's threshold at this gallery size, for the fused embedder's small faces.
+        A threshold of the user's own (FACELIVE_THRESHOLD, a calibration) moves it by the
+        same factor as it moves the fused one from its built-in table."""
+        dlib = getattr(self.embedder, "dlib", None)
+        below_px = getattr(self.embedder, "small_face_px", None)
+        if dlib is None or below_px is None:
+            return None
+        dlib_table, own_table = BUILT_IN.get(str(dlib.name)), BUILT_IN.get(self.embedder_name)
+        if dlib_table is None:
+            return None
+        threshold = dlib_table.threshold_for(size, self.target_far)
+        if self.far_table is None and own_table is not None:
+            threshold *= self.threshold / own_table.threshold_for(size, self.target_far)
+        return SmallFaceRule(str(dlib.name), float(threshold), float(below_px))
+
+    def _classify_faces(
+        self, chips: np.ndarray, sides: Sequence[float]
+    ) -> tuple[np.ndarray, KnnResult, list[tuple[str, float]]]:
+        """The fused embed + KNN call for these chips (faces of `sides` px, the shorter side
+        of each box); then, with the fused embedder, the faces smaller than its SMALL_FACE_PX
+        once more by the dlib-resnet half alone (one more KNN query, no network). Also per
+        face the rule it was judged by: (embedder whose distance it is, threshold)."""
+        embeddings, result = self._classify(chips, self.threshold)
+        rules = [(self.embedder_name, self.threshold)] * len(chips)
+        small = self.small_faces
+        if small is not None:
+            rows = np.flatnonzero(np.asarray(sides, np.float64) < small.below_px)
+            if len(rows):
+                queries = self.embedder.dlib_queries(embeddings[rows])  # type: ignore[attr-defined]
+                result = result.with_rows(rows, self.knn.query_as_given(queries,
+                                                                        small.threshold))
+                for row in rows:
+                    rules[row] = (small.embedder, small.threshold)
+        return embeddings, result, rules
 
     def open_set(self) -> dict[str, Any]:
         """{threshold, threshold_source, people, target_far, expected_far}: the rule in force
@@ -312,7 +364,8 @@ class Recognizer:
         if not flat:
             self.last_timings = {"detect": detect_ms, "embed": 0.0, "knn": 0.0}
             return [[] for _ in analyzed]
-        embeddings, result = self._classify(np.stack([f.chip for f in flat]), self.threshold)
+        embeddings, result, rules = self._classify_faces(
+            np.stack([f.chip for f in flat]), [box_side(f.detection.box) for f in flat])
         self.last_timings = {"detect": detect_ms, "embed": _ms(start), "knn": 0.0}
         out: list[list[RecognizedFace]] = []
         position = 0
@@ -320,17 +373,19 @@ class Recognizer:
             row = []
             for face in faces:
                 quality = face_quality(image, face.detection.box, face.detection.landmarks)
-                row.append(
-                    self.face_of(face, result, position, embeddings[position], quality.score)
-                )
+                row.append(self.face_of(face, result, position, embeddings[position],
+                                        quality.score, rules[position]))
                 position += 1
             out.append(row)
         return out
 
     def face_of(
         self, face: Face, result: KnnResult, i: int, embedding: np.ndarray,
-        quality: float | None = None,
+        quality: float | None = None, rule: tuple[str, float] | None = None,
     ) -> RecognizedFace:
+        """Row i of a KNN result as a face; rule: (embedder, threshold) it was judged by
+        (default this recogniser's own, see _classify_faces)."""
+        embedder, threshold = rule if rule is not None else (self.embedder_name, self.threshold)
         det = face.detection
         label = int(result.label[i])
         candidate = int(result.candidate[i])
@@ -342,17 +397,23 @@ class Recognizer:
             name=self._names.get(label, UNKNOWN),  # as _names_of, per face
             distance=distance if np.isfinite(distance) else None,
             # What a person reads: P(the name is right), calibrated on LFW (confidence.py).
-            confidence=probability_right(distance, self.embedder_name, self.threshold),
+            confidence=probability_right(distance, embedder, threshold),
             person=None if label == UNKNOWN_LABEL else label,
             embedding=embedding,
             nearest=candidate if candidate >= 0 else None,
             quality=quality,
+            threshold=threshold,
         )
 
     @property
     def names(self) -> dict[int, str]:
         """The gallery's people now: {person id: name}."""
         return dict(self._names)
+
+    def new_tracker(self) -> Tracker:
+        """A tracker for one stream, linking faces on this embedder's scale."""
+        verify = float(getattr(self.embedder, "verify_threshold", 0.0) or 0.0)
+        return Tracker(link_distance=link_distance_for(verify)) if verify > 0 else Tracker()
 
     def recognize_streams(self, frames: Sequence[ImageInput], trackers: Sequence[Tracker],
                           cuts: Sequence[bool] | None = None) -> list[list[dict[str, Any]]]:
@@ -377,6 +438,8 @@ class Recognizer:
         size = int(self.embedder.chip_size)
         for count in (b for b in EMBED_BATCHES if b <= max(max_faces, 1)):
             self._classify(np.zeros((count, size, size, 3), np.uint8), self.threshold)
+        if self.small_faces is not None:
+            self.knn.query_as_given(np.zeros((1, self.knn.dim), np.float32), 1.0)
 
     # ------------------------------------------------------------ changes
     def enroll(

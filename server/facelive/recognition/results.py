@@ -3,7 +3,7 @@ enrolment (what was taken, left out or picked, and who an accepted face looks li
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +12,12 @@ import numpy as np
 from facelive import wire
 
 Box = tuple[float, float, float, float]
+
+
+def box_side(box: Sequence[float] | np.ndarray) -> float:
+    """The shorter side of an (x1, y1, x2, y2) detector box, px (as quality.face_quality's
+    size)."""
+    return float(min(box[2] - box[0], box[3] - box[1]))
 
 
 def corners_of(box: Iterable[float]) -> Box:
@@ -44,6 +50,9 @@ class RecognizedFace:
     # 0..1, how much this face is worth as evidence (vision/quality.py): small, blurred or
     # turned faces count for less in a track.
     quality: float | None = field(default=None, compare=False)
+    # The threshold this face was judged against: the recogniser's, or for a small face of
+    # the fused embedder dlib-resnet's (Recognizer._classify_faces), whose distance it is.
+    threshold: float | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: {box: [x, y, w, h], score, landmarks, name, distance, confidence}

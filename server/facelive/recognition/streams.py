@@ -16,7 +16,7 @@ import numpy as np
 from facelive import wire
 from facelive.recognition.names import UNKNOWN
 from facelive.recognition.pipeline import Face
-from facelive.recognition.results import RecognizedFace, corners_of
+from facelive.recognition.results import RecognizedFace, box_side, corners_of
 from facelive.recognition.tracks import TrackedFace, Tracker, iou, observations
 from facelive.vision.mtcnn import Detection
 from facelive.vision.quality import face_quality, yaw_of
@@ -105,7 +105,7 @@ def recognize_tracked(
         tracker.searched(index, full=hint is None)
     detect_ms = _ms(start)
     start = time.perf_counter()
-    plans, chips = [], []
+    plans, chips, sides = [], [], []
     for image, tracker, index, dets in zip(images, trackers, indices, detections, strict=True):
         yaws = [min(yaw_of(d.landmarks), MAX_YAW) for d in dets]
         reasons = tracker.embedding_plan(index, [d.box for d in dets], yaws,
@@ -113,9 +113,11 @@ def recognize_tracked(
         plans.append((yaws, reasons))
         chips += [recognizer.embedder.align(image, d)
                   for d, why in zip(dets, reasons, strict=True) if why is not None]
+        sides += [box_side(d.box) for d, why in zip(dets, reasons, strict=True)
+                  if why is not None]
     if chips:
-        embeddings, result = recognizer._classify(  # noqa: SLF001
-            np.stack(chips), recognizer.threshold)
+        embeddings, result, rules = recognizer._classify_faces(  # noqa: SLF001
+            np.stack(chips), sides)
     recognizer.last_timings = {"detect": detect_ms, "embed": _ms(start) if chips else 0.0,
                                "knn": 0.0}
     out: list[list[tuple[RecognizedFace, TrackedFace]]] = []
@@ -131,7 +133,7 @@ def recognize_tracked(
                 continue
             quality = face_quality(image, det.box, det.landmarks).score
             faces.append(recognizer.face_of(Face(det, chips[position]), result, position,
-                                            embeddings[position], quality))
+                                            embeddings[position], quality, rules[position]))
             position += 1
         shown = tracker.update(index, observations(
             faces, recognizer.threshold, [why is not None for why in reasons], yaws),

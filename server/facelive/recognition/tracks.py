@@ -390,6 +390,19 @@ def _unit(vector: np.ndarray | None) -> np.ndarray | None:
     return vector / norm if norm > 0 else None
 
 
+# The linking distance as a multiple of the embedder's verification threshold (its LFW
+# same/different boundary): 0.45 for dlib-resnet (0.417), where it was first set. Each
+# embedder spreads one person's frames over its own scale: fused, whose boundary is 0.579,
+# put Miranda's re-embedded frame at 0.46-0.5 from his track's mean and so broke his track
+# (three frames unnamed while the new one gathered evidence) under dlib-resnet's 0.45.
+LINK_FRACTION = 0.45 / 0.4172
+
+
+def link_distance_for(verify_threshold: float) -> float:
+    """The tracker's link_distance for an embedder with this verification threshold."""
+    return LINK_FRACTION * float(verify_threshold)
+
+
 # A first-frame match this far inside the threshold names a new track at once.
 SURE_FRACTION = 0.9
 # An unknown verdict this close to a named track's own person is no vote against its name.
@@ -409,9 +422,13 @@ def observations(
         person = getattr(face, "person", None)
         nearest = getattr(face, "nearest", None)
         quality = getattr(face, "quality", None)  # None: not measured, full weight
-        within = distance is not None and distance <= SURE_FRACTION * threshold
+        # A face judged by a rule of its own (a small face of the fused embedder) is sure or
+        # kept against that rule's threshold, on the scale of its own distance.
+        own = getattr(face, "threshold", None)
+        limit = threshold if own is None else float(own)
+        within = distance is not None and distance <= SURE_FRACTION * limit
         keep = (nearest is not None and distance is not None
-                and distance <= KEEP_FRACTION * threshold)
+                and distance <= KEEP_FRACTION * limit)
         out.append(Observation(
             corners_of(face.box),  # type: ignore[attr-defined]
             str(face.name),  # type: ignore[attr-defined]

@@ -22,6 +22,7 @@ from facelive.vision import align
 from facelive.vision.embedders import DlibResNetEmbedder, Embedder, flip_sum, l2_normalize
 from facelive.vision.inception_resnet_v1 import IMAGE_SIZE, InceptionResNetV1, Unit
 from facelive.vision.mtcnn import Detection
+from facelive.vision.quality import MIN_SIZE
 
 # What each FaceNet model is: (embedder name, model id, standardisation).
 FACENET_2018 = ("facenet", "20180402-114759 (VGGFace2, 512-D)", "fixed")
@@ -110,6 +111,16 @@ CALIBRATION: dict[str, tuple[float, float, float]] = {
 # interface (one (S, S, 3) chip per face) and the single embed + KNN graph call stay as they
 # are. FaceNet's 160x160 crop at the top left, dlib's 150x150 chip to its right.
 FUSED_CHIP = 2 * align.FACENET_SIZE
+
+# A face whose box is smaller than this (px, shorter side) is judged by the fused embedder's
+# dlib-resnet half alone, with dlib-resnet's own rule (Recognizer._classify_faces). FaceNet's
+# 160 px crop of such a face is mostly interpolation, and its half of the fused distance
+# turns to noise: Miranda's 37-45 px faces in the Hamilton clip's wide shot are at 0.33 from
+# his photo by dlib-resnet (sure, at 0.85 of its 2-person threshold) and at 0.57-0.59 fused
+# (beyond the fused threshold 0.569), while at 76-82 px both agree (docs/streams.md). The
+# size is quality.MIN_SIZE, the least a face must have to be enrolled: stored examples are
+# all larger, so only queries ever take this path.
+SMALL_FACE_PX = MIN_SIZE
 _DLIB_X = align.FACENET_SIZE
 
 
@@ -119,6 +130,7 @@ class FusedEmbedder(Embedder):
     w |a1 - a2|^2 + (1 - w) |b1 - b2|^2, so the in-graph KNN needs nothing new."""
 
     chip_size = FUSED_CHIP
+    small_face_px = SMALL_FACE_PX
 
     def __init__(self, dlib: DlibResNetEmbedder, facenet: FaceNetEmbedder, weight: float) -> None:
         if not 0.0 < weight < 1.0:
@@ -145,6 +157,12 @@ class FusedEmbedder(Embedder):
         b = self.facenet.embed_graph(crops[:, :size, :size])
         return tf.concat([a * np.sqrt(self.weight), b * np.sqrt(1.0 - self.weight)], axis=1)
 
+    def dlib_queries(self, vectors: np.ndarray) -> np.ndarray:
+        """Fused vectors -> KNN queries (KnnIndex.query_as_given) that compare dlib-resnet's
+        halves alone: [a / sqrt(w), 0] . [sqrt(w) a', sqrt(1 - w) b'] = a . a', so each
+        distance sqrt(2 - 2 a . a') is dlib-resnet's own distance to the stored example."""
+        return dlib_queries(vectors, self.dlib.dim, self.weight)
+
     def parts(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fused vectors -> (dlib unit vectors, FaceNet unit vectors), to refit the weight."""
         d = self.dlib.dim
@@ -160,6 +178,15 @@ class FusedEmbedder(Embedder):
 
     def embed_tensor(self, crops: tf.Tensor) -> tf.Tensor:
         return self._embed(crops)
+
+
+def dlib_queries(vectors: np.ndarray, dlib_dim: int, weight: float) -> np.ndarray:
+    """FusedEmbedder.dlib_queries for fused vectors whose first dlib_dim values are dlib-
+    resnet's half, fused at `weight`."""
+    vectors = np.asarray(vectors, np.float32)
+    out = np.zeros_like(vectors)
+    out[:, :dlib_dim] = vectors[:, :dlib_dim] / weight  # the stored half is sqrt(w) a
+    return out
 
 
 def fused_vectors(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:
