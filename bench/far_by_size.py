@@ -79,7 +79,8 @@ def main() -> int:
         settings = Settings.from_env(data_dir=Path(tmp), models_dir=args.models_dir)
         engine = FaceEngine(settings)
         embedder = engine.embedder
-        knn_args = {"k": settings.knn_k, "margin": float(getattr(embedder, "margin", 0.0))}
+        knn_args = {"k": settings.knn_k, "margin": float(getattr(embedder, "margin", 0.0)),
+                    "metric": getattr(embedder, "metric", None)}
 
         def threshold_of(people: int, examples: int) -> float:
             rule = describe_rule(settings.data_dir, embedder.name, embedder.threshold,

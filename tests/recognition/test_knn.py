@@ -449,3 +449,41 @@ def test_dlib_queries_compare_the_dlib_half_alone(search: str) -> None:
     # The whole fused vectors rank the rows otherwise: the test would see a wrong path.
     plain = index.query(fused, 2.0)
     assert not np.array_equal(plain.indices, result.indices)
+
+
+@pytest.mark.parametrize("search", ["float32", "bfloat16"])
+def test_a_metric_ranks_and_decides_by_its_own_distance(search: str) -> None:
+    """An index with the fused embedder's metric returns the K nearest rows by that metric
+    (brute force in float64 as the reference) with its distances, and names by them."""
+    from facelive.vision.facenet_embedders import fused_vectors
+    from facelive.vision.fused_distance import FusedDistance
+
+    rng = np.random.default_rng(11)
+    metric = FusedDistance(128, 0.85, 0.55, 0.38)
+    people = 40
+    centres_a, centres_b = rng.normal(size=(people, 128)), rng.normal(size=(people, 128))
+    labels = np.repeat(np.arange(1, people + 1), 5)
+    a = unit(centres_a[labels - 1] + rng.normal(scale=0.6, size=(len(labels), 128)))
+    b = unit(centres_b[labels - 1] + rng.normal(scale=0.9, size=(len(labels), 128)))
+    gallery = fused_vectors(a, b, 0.85)
+    index = KnnIndex(256, k=5, search=search, metric=metric)
+    index.add(gallery, labels)
+    truth = rng.integers(1, people + 1, 30)
+    qa = unit(centres_a[truth - 1] + rng.normal(scale=0.6, size=(30, 128)))
+    qb = unit(centres_b[truth - 1] + rng.normal(scale=0.9, size=(30, 128)))
+    queries = fused_vectors(qa, qb, 0.85)
+    result = index.query(queries, 2.0)
+    expected = metric.pairwise(queries, gallery)
+    nearest = np.argsort(expected, axis=1, kind="stable")[:, :5]
+    np.testing.assert_array_equal(result.indices, nearest)
+    np.testing.assert_allclose(result.distances, np.take_along_axis(expected, nearest, 1),
+                               atol=1e-4)
+    # The metric's order is not the vectors' Euclidean one here: a plain index differs.
+    plain = KnnIndex(256, k=5, search=search)
+    plain.add(gallery, labels)
+    assert not np.array_equal(plain.query(queries, 2.0).indices, result.indices)
+    # Decisions use the metric's distances: a threshold just under a query's nearest
+    # distance leaves it unknown, just over names it.
+    first = np.take_along_axis(expected, nearest[:, :1], 1)[:, 0]
+    assert (index.query(queries[:1], float(first[0]) - 1e-3).label == UNKNOWN_LABEL).all()
+    assert index.query(queries[:1], float(first[0]) + 1e-3).label[0] == labels[nearest[0, 0]]

@@ -207,9 +207,7 @@ def test_another_process_changes_are_picked_up(recognizer, settings: Settings) -
     with Gallery.in_dir(settings.data_dir) as other:  # e.g. the CLI while the server runs
         other.rename("Andre Agassi", "André Agassi")
     assert recognizer.refresh() is True
-    assert recognizer._names_of(np.array([recognizer.gallery.person("andré agassi").id])) == [
-        "André Agassi"
-    ]
+    assert recognizer.names[recognizer.gallery.person("andré agassi").id] == "André Agassi"
     assert recognizer.refresh() is False
 
 

@@ -123,9 +123,9 @@ def test_impostor_distances_cover_each_different_pair_once() -> None:
 
 
 def test_far_table_grid_follows_the_embedders_scale() -> None:
-    # dlib-resnet keeps its grid; fused (verification threshold 0.579) gets one that reaches
-    # its open-set thresholds (~0.44-0.54), which dlib's 0.20-0.50 would cut off.
+    # dlib-resnet keeps its grid; facenet-2017 (verification threshold 1.097) gets one that
+    # reaches its open-set thresholds (~0.8-1.0), which dlib's 0.20-0.50 would cut off.
     assert grid_scale(0.4172) == 1.0
     assert grid_scale(0.0) == 1.0
-    fused = [t * grid_scale(0.579) for t in FAR_TABLE_THRESHOLDS]
-    assert fused[0] < 0.44 and fused[-1] > 0.54
+    facenet = [t * grid_scale(1.097) for t in FAR_TABLE_THRESHOLDS]
+    assert facenet[0] < 0.8 and facenet[-1] > 1.0

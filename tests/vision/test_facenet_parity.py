@@ -74,7 +74,7 @@ def test_fused_is_both_embedders_in_one_call(facenet_models_dir: Path, models_di
     from facelive.models.store import choose_embedder
     from facelive.recognition.pipeline import FaceEngine
     from facelive.vision.embedder_choice import create_embedder
-    from facelive.vision.facenet_embedders import FusedEmbedder, fused_vectors
+    from facelive.vision.facenet_embedders import CALIBRATION, FusedEmbedder, fused_vectors
     from facelive.vision.image import read_image
 
     settings = Settings(models_dir=facenet_models_dir, embedder="fused")
@@ -99,3 +99,13 @@ def test_fused_is_both_embedders_in_one_call(facenet_models_dir: Path, models_di
     pa, pb = fused.parts(got)
     np.testing.assert_allclose(pa, a, atol=1e-5)
     np.testing.assert_allclose(pb, b, atol=1e-5)
+    # Faces are compared by the sum of the two networks' own distances, FaceNet's put on
+    # dlib-resnet's scale; the shipped recipe is the calibrated one (not the fallback).
+    metric = fused.metric
+    assert metric.weight == 0.55 and fused.recipe in CALIBRATION and fused.verify_threshold > 0.4
+    da = np.linalg.norm(a[:, None] - a[None], axis=2)
+    db = np.linalg.norm(b[:, None] - b[None], axis=2)
+    # Off the diagonal: a face's distance to itself is sqrt of float32 round-off (~3e-4).
+    off = ~np.eye(len(got), dtype=bool)
+    np.testing.assert_allclose(metric.pairwise(got, got)[off],
+                               (0.55 * da + 0.45 * (0.4172 / 1.097) * db)[off], atol=1e-4)

@@ -120,7 +120,8 @@ class People:
                          "faces to that person (add=true) or choose another name",
                     reason="exists", name=existing.name, examples=existing.examples)
         check = None if force else check_same_person(
-            self.recognizer.gallery, self.recognizer.embedder_name, self.recognizer.threshold)
+            self.recognizer.gallery, self.recognizer.embedder_name, self.recognizer.threshold,
+            self.recognizer.knn.metric)
         try:
             report = self._call(
                 self.recognizer.enroll, name, [u.data for u in uploads], source, check

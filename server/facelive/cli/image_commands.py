@@ -98,9 +98,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
             bad = x if x in errors else y
             row.update(distance=None, same=None, error=f"{bad}: {errors[bad]}")
         else:
-            import numpy as np
+            from facelive.vision.fused_distance import paired
 
-            distance = float(np.linalg.norm(vectors[x] - vectors[y]))
+            metric = getattr(engine.embedder, "metric", None)
+            distance = float(paired(metric, vectors[x][None], vectors[y][None])[0])
             row.update(distance=round(distance, 4), same=distance <= threshold)
         out.append(row)
     for name, reason in errors.items():

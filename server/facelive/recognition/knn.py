@@ -40,22 +40,24 @@ Ties in the vote go to the label whose nearest example is closer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from facelive.recognition.knn_result import KnnResult
 from facelive.recognition.knn_search import (
     BLOCK,
     RERANK_EXTRA,
     ROUGH_FROM_ROWS,
     Search,
     native_bfloat16,
+    rank_by_metric,
     top_k_blocked,
 )
 from facelive.recognition.knn_vote import UNKNOWN_LABEL, vote_graph
 from facelive.recognition.rwlock import ReadWriteLock
+from facelive.vision.fused_distance import FusedDistance
 
 __all__ = [
     "BLOCK", "MIN_CAPACITY", "UNKNOWN_LABEL", "KnnIndex", "KnnResult", "native_bfloat16",
@@ -67,36 +69,6 @@ MIN_CAPACITY = BLOCK
 
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
-
-
-@dataclass(frozen=True)
-class KnnResult:
-    """Numpy results for B queries (see the module docstring). neighbour_ids: (B, K) int64
-    example ids of the neighbours (-1 where missing); neighbour_labels: (B, K) int32."""
-
-    indices: np.ndarray
-    distances: np.ndarray
-    neighbour_labels: np.ndarray
-    neighbour_ids: np.ndarray
-    candidate: np.ndarray
-    label: np.ndarray
-    distance: np.ndarray
-    confidence: np.ndarray
-    runner_up: np.ndarray | None = None
-
-    def with_rows(self, rows: np.ndarray, other: KnnResult) -> KnnResult:
-        """This result with rows `rows` replaced by the rows of `other` (one per row, in
-        order)."""
-        merged = {}
-        for name in self.__dataclass_fields__:
-            mine, theirs = getattr(self, name), getattr(other, name)
-            if mine is None or theirs is None:
-                merged[name] = mine
-                continue
-            mine = mine.copy()
-            mine[rows] = theirs
-            merged[name] = mine
-        return KnnResult(**merged)
 
 
 class KnnIndex:
@@ -119,6 +91,7 @@ class KnnIndex:
         capacity: int = MIN_CAPACITY,
         margin: float = 0.0,
         search: Search = "auto",
+        metric: FusedDistance | None = None,
     ) -> None:
         if dim < 1 or k < 1:
             raise ValueError(f"need dim >= 1 and k >= 1, got dim={dim}, k={k}")
@@ -126,6 +99,9 @@ class KnnIndex:
             raise ValueError(f"search must be auto, float32 or bfloat16, got {search!r}")
         self.dim = int(dim)
         self.k = int(k)
+        # The distance the index decides with (the fused embedder's, vision/fused_distance.py);
+        # None: the Euclidean distance of the unit vectors.
+        self.metric = metric
         # The fewest rows a search runs over: enough for its top-k.
         self._min_rows = _round_up(self.k + RERANK_EXTRA, BLOCK)
         capacity = _round_up(max(int(capacity), MIN_CAPACITY, self._min_rows), BLOCK)
@@ -375,9 +351,15 @@ class KnnIndex:
             self._size = 0
 
     # ------------------------------------------------------------ queries
-    def nearest_graph(self, queries: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def nearest_graph(
+        self, queries: tf.Tensor, use_metric: bool = True
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         """Graph code: (B, D) unit queries -> ((B, K) int32 row indices, (B, K) float32
-        distances), nearest first; -1 and inf where there are fewer than K rows."""
+        distances), nearest first; -1 and inf where there are fewer than K rows. With a
+        `metric` (and use_metric), the best K + RERANK_EXTRA rows by Euclidean distance are
+        ranked by the metric, whose distances are returned."""
+        metric = self.metric if use_metric else None
+        want = self.k if metric is None else self.k + RERANK_EXTRA
         count = self._count.read_value()
         # Only the blocks in use: after a doubling, half the capacity is empty. A leading-
         # rows slice of a row-major tensor shares its buffer, so this copies nothing.
@@ -388,7 +370,7 @@ class KnnIndex:
             # (capacity, D) x (D, B), then a transpose of the (capacity, B) result: oneDNN's
             # float32 (B, D) x (capacity, D)^T is twice as slow (19 vs 11 ms at 131k x 128-D).
             similarity = tf.transpose(tf.matmul(vectors, queries, transpose_b=True))
-            return top_k_blocked(similarity, count, self.k)
+            return top_k_blocked(similarity, count, want)
 
         def rough_search() -> tuple[tf.Tensor, tf.Tensor]:
             assert self._search is not None
@@ -404,7 +386,7 @@ class KnnIndex:
             rows = tf.sort(rows, axis=1)
             exact = tf.einsum("bd,bkd->bk", queries, tf.gather(vectors, rows))
             exact = tf.where(rows < count, exact, tf.constant(-np.inf, tf.float32))
-            best, position = tf.math.top_k(exact, self.k)
+            best, position = tf.math.top_k(exact, want)
             return best, tf.gather(rows, position, batch_dims=1)
 
         if self._search is None:
@@ -412,10 +394,12 @@ class KnnIndex:
         else:
             best, indices = tf.cond(count >= self._rough_from, rough_search, exact_search)
         valid = indices < count
-        # |q - g|^2 = 2 - 2 q.g for unit vectors.
-        distances = tf.sqrt(tf.maximum(2.0 - 2.0 * best, 0.0))
         inf = tf.constant(np.inf, tf.float32)
-        return tf.where(valid, indices, -1), tf.where(valid, distances, inf)
+        if metric is None:
+            # |q - g|^2 = 2 - 2 q.g for unit vectors.
+            distances = tf.sqrt(tf.maximum(2.0 - 2.0 * best, 0.0))
+            return tf.where(valid, indices, -1), tf.where(valid, distances, inf)
+        return rank_by_metric(metric, queries, vectors, indices, valid, self.k)
 
     def classify_graph(
         self, queries: tf.Tensor, threshold: tf.Tensor, normalize: bool = True
@@ -426,7 +410,9 @@ class KnnIndex:
         the queries as given (see `query_as_given`)."""
         if normalize:
             queries = tf.math.l2_normalize(queries, axis=1, epsilon=1e-12)
-        indices, distances = self.nearest_graph(queries)
+        # Queries taken as given compare parts of the vectors (query_as_given): plain dot
+        # products, never the metric of whole vectors.
+        indices, distances = self.nearest_graph(queries, use_metric=normalize)
         valid = indices >= 0
         labels = tf.where(valid, tf.gather(self._labels.read_value(), tf.maximum(indices, 0)), -1)
 

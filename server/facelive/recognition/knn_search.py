@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import tensorflow as tf
@@ -69,3 +69,23 @@ def top_k_blocked(
     columns = tf.reshape(columns, [batch, -1])
     values, position = tf.math.top_k(tf.reshape(candidates, [batch, -1]), k)
     return values, tf.gather(columns, position, batch_dims=1)
+
+
+def rank_by_metric(
+    metric: Any, queries: tf.Tensor, vectors: tf.Tensor, indices: tf.Tensor, valid: tf.Tensor,
+    k: int,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Graph code: the k nearest by `metric` (vision/fused_distance.py) of (B, K') candidate
+    rows (indices into `vectors`; `valid` false for a missing one) -> ((B, k) int32 indices,
+    -1 where missing; (B, k) float32 metric distances, inf where missing), nearest first."""
+    inf = tf.constant(np.inf, tf.float32)
+    # Candidates in row order, so that ties go to the lower row as in the plain search.
+    order = tf.argsort(tf.where(valid, indices, tf.int32.max), axis=1, stable=True)
+    indices = tf.gather(indices, order, batch_dims=1)
+    valid = tf.gather(valid, order, batch_dims=1)
+    rows = tf.gather(vectors, tf.where(valid, indices, 0))
+    distances = tf.where(valid, metric.graph(queries, rows), inf)
+    negative, position = tf.math.top_k(-distances, k)
+    indices = tf.gather(indices, position, batch_dims=1)
+    valid = tf.gather(valid, position, batch_dims=1)
+    return tf.where(valid, indices, -1), tf.where(valid, -negative, inf)

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facelive.vision.fused_distance import FusedDistance, pairwise
+
 DEFAULT_TARGET_FAR = 0.009
 PHOTO_EXPONENT = 0.9
 
@@ -115,11 +117,13 @@ def measure_far_table(
     margin: float,
     strangers: int = 3000,
     seeds: int = 3,
+    metric: FusedDistance | None = None,
 ) -> FarTable:
     """Measure a FarTable on labelled unit embeddings (LFW: one per image): for each size N
     and seed, enrol one photo each of N random people, take one photo each of up to
     `strangers` other people, and count the strangers the rule (nearest person within the
-    threshold and, with a margin, the next person at least `margin` farther) would name."""
+    threshold and, with a margin, the next person at least `margin` farther) would name.
+    metric: the embedder's distance (None: Euclidean)."""
     matrix = np.asarray(vectors, np.float32)
     _, person = np.unique(np.asarray(identities), return_inverse=True)
     photos = [np.flatnonzero(person == p) for p in range(person.max() + 1)]
@@ -136,7 +140,7 @@ def measure_far_table(
             others = np.setdiff1d(np.arange(len(photos)), chosen)
             others = rng.choice(others, min(strangers, len(others)), replace=False)
             probes = np.array([rng.choice(photos[p]) for p in others])
-            dist = np.sqrt(np.maximum(2.0 - 2.0 * matrix[probes] @ matrix[gallery].T, 0.0))
+            dist = pairwise(metric, matrix[probes], matrix[gallery])
             dist.sort(axis=1)
             first = dist[:, 0]
             second = dist[:, 1] if size > 1 else np.full(len(probes), np.inf)

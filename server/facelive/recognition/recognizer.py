@@ -19,7 +19,6 @@ import threading
 import time
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +26,13 @@ import numpy as np
 
 from facelive.recognition import streams
 from facelive.recognition.archive import export_gallery, import_archive
-from facelive.recognition.calibration import active_threshold, load_calibration
 from facelive.recognition.confidence import probability_right
 from facelive.recognition.economy import Economy
 from facelive.recognition.embed_batches import EMBED_BATCHES, padded
 from facelive.recognition.far_tables import BUILT_IN
 from facelive.recognition.gallery import Gallery, ImportReport, PersonInfo
 from facelive.recognition.gallery_open import open_gallery
+from facelive.recognition.gallery_rule import rule_in_force, rule_report
 from facelive.recognition.knn import UNKNOWN_LABEL, KnnIndex, KnnResult
 from facelive.recognition.names import UNKNOWN, name_key, validate_name
 from facelive.recognition.openset import DEFAULT_TARGET_FAR, FarTable, effective_people
@@ -49,23 +48,14 @@ from facelive.recognition.results import (
     box_side,
     corners_of,
 )
-from facelive.recognition.tracks import Tracker, link_distance_for
+from facelive.recognition.small_faces import SmallFaceRule, judge_small_faces, small_face_rule
+from facelive.recognition.tracks import Tracker, tracker_for
 from facelive.settings import Settings
 from facelive.vision.image import ImageError, decode_image
 from facelive.vision.mtcnn import Detection, as_rgb
 from facelive.vision.quality import face_quality
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SmallFaceRule:
-    """How the fused embedder's small faces are judged: by `embedder`'s half of the vectors,
-    at `threshold`, for faces whose box is under `below_px` on its shorter side."""
-
-    embedder: str
-    threshold: float
-    below_px: float
 
 
 # An RGB image ((H, W, 3) uint8) or the encoded bytes of one (JPEG, PNG...).
@@ -112,7 +102,8 @@ class Recognizer:
         # The open-set margin (see knn.py) is measured per embedder, like its threshold.
         margin = float(getattr(self.embedder, "margin", 0.0) if margin is None else margin)
         self.max_pixels, self.max_bytes = max_pixels, max_bytes
-        self.knn = KnnIndex(int(self.embedder.dim), k=k, margin=margin)
+        self.knn = KnnIndex(int(self.embedder.dim), k=k, margin=margin,
+                            metric=getattr(self.embedder, "metric", None))
         # The fused embedder judges small faces by its dlib-resnet half alone, with dlib-
         # resnet's rule (_classify_faces); None for the other embedders.
         self.small_faces: SmallFaceRule | None = None
@@ -145,26 +136,7 @@ class Recognizer:
         gallery = gallery if gallery is not None else open_gallery(settings, listen=True)
         try:
             engine = engine if engine is not None else FaceEngine(settings)
-            recipe = getattr(engine.embedder, "recipe", None)
-            threshold, source = active_threshold(
-                settings.data_dir, engine.embedder.name, engine.embedder.threshold,
-                settings.match_threshold, recipe,
-            )
-            table: FarTable | None = None
-            if source == "calibration":
-                stored = load_calibration(settings.data_dir, engine.embedder.name, recipe)
-                if stored is not None and stored.far_table:
-                    try:
-                        table = FarTable.from_json(stored.far_table)
-                    except (KeyError, TypeError, ValueError) as exc:
-                        log.warning("stored FAR table is unusable (%s); using the threshold",
-                                    exc)
-                label = "calibration table" if table else "calibration"
-            elif source == "default":
-                table = BUILT_IN.get(engine.embedder.name)
-                label = "built-in table" if table else "default"
-            else:
-                label = source
+            threshold, table, label = rule_in_force(settings, engine.embedder)
             recognizer = cls(
                 engine,
                 gallery,
@@ -216,23 +188,8 @@ class Recognizer:
         size = effective_people(len(self._names), len(self.knn))
         if self.far_table is not None:
             self.threshold = self.far_table.threshold_for(size, self.target_far)
-        self.small_faces = self._small_face_rule(size)
-
-    def _small_face_rule(self, size: float) -> SmallFaceRule | None:
-        """dlib-resnet's threshold at this gallery size, for the fused embedder's small faces.
-        A threshold of the user's own (FACELIVE_THRESHOLD, a calibration) moves it by the
-        same factor as it moves the fused one from its built-in table."""
-        dlib = getattr(self.embedder, "dlib", None)
-        below_px = getattr(self.embedder, "small_face_px", None)
-        if dlib is None or below_px is None:
-            return None
-        dlib_table, own_table = BUILT_IN.get(str(dlib.name)), BUILT_IN.get(self.embedder_name)
-        if dlib_table is None:
-            return None
-        threshold = dlib_table.threshold_for(size, self.target_far)
-        if self.far_table is None and own_table is not None:
-            threshold *= self.threshold / own_table.threshold_for(size, self.target_far)
-        return SmallFaceRule(str(dlib.name), float(threshold), float(below_px))
+        self.small_faces = small_face_rule(self.embedder, self.far_table, self.threshold,
+                                           size, self.target_far)
 
     def _classify_faces(
         self, chips: np.ndarray, sides: Sequence[float]
@@ -242,32 +199,17 @@ class Recognizer:
         once more by the dlib-resnet half alone (one more KNN query, no network). Also per
         face the rule it was judged by: (embedder whose distance it is, threshold)."""
         embeddings, result = self._classify(chips, self.threshold)
-        rules = [(self.embedder_name, self.threshold)] * len(chips)
-        small = self.small_faces
-        if small is not None:
-            rows = np.flatnonzero(np.asarray(sides, np.float64) < small.below_px)
-            if len(rows):
-                queries = self.embedder.dlib_queries(embeddings[rows])  # type: ignore[attr-defined]
-                result = result.with_rows(rows, self.knn.query_as_given(queries,
-                                                                        small.threshold))
-                for row in rows:
-                    rules[row] = (small.embedder, small.threshold)
+        result, rules = judge_small_faces(self.small_faces, self.embedder, self.knn, embeddings,
+                                          result, sides, (self.embedder_name, self.threshold))
         return embeddings, result, rules
 
     def open_set(self) -> dict[str, Any]:
         """{threshold, threshold_source, people, target_far, expected_far}: the rule in force
         and the share of strangers it is expected to name at the current gallery size
         (expected_far is None when no FAR table is known for this embedder)."""
-        people = len(self._names)
-        expected = None
-        table = self.far_table or BUILT_IN.get(self.embedder_name)
-        if table is not None:
-            size = effective_people(people, len(self.knn))
-            expected = round(table.expected_far(self.threshold, size), 5)
-        return {"threshold": round(self.threshold, 4), "threshold_source": self.threshold_source,
-                "people": people,
-                "target_far": self.target_far if self.far_table is not None else None,
-                "expected_far": expected}
+        return rule_report(self.threshold, self.threshold_source, self.far_table,
+                           BUILT_IN.get(self.embedder_name), self.target_far,
+                           len(self._names), len(self.knn))
 
     def reload(self) -> None:
         """Rebuild the KNN from the gallery, re-embedding stored faces that lack a vector of
@@ -340,10 +282,6 @@ class Recognizer:
             return decode_image(bytes(frame), self.max_pixels, self.max_bytes)
         return as_rgb(np.asarray(frame))
 
-    def _names_of(self, labels: np.ndarray) -> list[str]:
-        # UNKNOWN_LABEL is no person's id (ids count from 1), so it falls through to UNKNOWN.
-        return [self._names.get(int(label), UNKNOWN) for label in labels]
-
     def recognize(self, frame: ImageInput) -> list[RecognizedFace]:
         """One RGB uint8 (H, W, 3) array or encoded image (JPEG, PNG...) -> its faces.
         Raises ImageError for undecodable bytes."""
@@ -394,7 +332,8 @@ class Recognizer:
             box=corners_of(det.box),
             landmarks=tuple((float(x), float(y)) for x, y in det.landmarks),
             score=float(det.score),
-            name=self._names.get(label, UNKNOWN),  # as _names_of, per face
+            # UNKNOWN_LABEL is no person's id (ids count from 1): it falls through to UNKNOWN.
+            name=self._names.get(label, UNKNOWN),
             distance=distance if np.isfinite(distance) else None,
             # What a person reads: P(the name is right), calibrated on LFW (confidence.py).
             confidence=probability_right(distance, embedder, threshold),
@@ -412,8 +351,7 @@ class Recognizer:
 
     def new_tracker(self) -> Tracker:
         """A tracker for one stream, linking faces on this embedder's scale."""
-        verify = float(getattr(self.embedder, "verify_threshold", 0.0) or 0.0)
-        return Tracker(link_distance=link_distance_for(verify)) if verify > 0 else Tracker()
+        return tracker_for(self.embedder)
 
     def recognize_streams(self, frames: Sequence[ImageInput], trackers: Sequence[Tracker],
                           cuts: Sequence[bool] | None = None) -> list[list[dict[str, Any]]]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facelive.recognition.gallery import Gallery, PersonNotFound
+from facelive.vision.fused_distance import FusedDistance, pairwise
 
 
 @dataclass  # not frozen: raising sets __traceback__
@@ -38,15 +39,16 @@ class UnlikeFaces(Exception):
                 f"a match needs at most {self.threshold:.3f}): is this someone else?")
 
 
-def nearest_distances(vectors: np.ndarray, examples: np.ndarray) -> np.ndarray:
-    """(B, D) and (N, D) unit vectors -> (B,) Euclidean distance of each vector to its nearest
-    example."""
-    squared = 2.0 - 2.0 * (vectors @ examples.T)
-    return np.sqrt(np.clip(squared.min(axis=1), 0.0, 4.0))
+def nearest_distances(
+    vectors: np.ndarray, examples: np.ndarray, metric: FusedDistance | None = None
+) -> np.ndarray:
+    """(B, D) and (N, D) unit vectors -> (B,) distance of each vector to its nearest example
+    (Euclidean, or the embedder's `metric`)."""
+    return pairwise(metric, vectors, examples).min(axis=1)
 
 
 def check_same_person(
-    gallery: Gallery, embedder: str, threshold: float
+    gallery: Gallery, embedder: str, threshold: float, metric: FusedDistance | None = None
 ) -> Callable[[str, np.ndarray, list[int]], None]:
     """A Recognizer.enroll check: raises UnlikeFaces when `name` is someone already stored and
     some new face is unlike all of their examples. A new name, or a person without vectors of
@@ -61,7 +63,7 @@ def check_same_person(
         examples = stored.matrix[stored.labels == person.id]
         if not len(examples) or not len(vectors):
             return
-        distances = nearest_distances(np.asarray(vectors, np.float32), examples)
+        distances = nearest_distances(np.asarray(vectors, np.float32), examples, metric)
         unlike = distances > threshold
         if unlike.any():
             raise UnlikeFaces(person.name, int(unlike.sum()), len(distances),

@@ -392,15 +392,24 @@ def _unit(vector: np.ndarray | None) -> np.ndarray | None:
 
 # The linking distance as a multiple of the embedder's verification threshold (its LFW
 # same/different boundary): 0.45 for dlib-resnet (0.417), where it was first set. Each
-# embedder spreads one person's frames over its own scale: fused, whose boundary is 0.579,
-# put Miranda's re-embedded frame at 0.46-0.5 from his track's mean and so broke his track
-# (three frames unnamed while the new one gathered evidence) under dlib-resnet's 0.45.
+# embedder spreads one person's frames over its own scale: fused's vectors (Euclidean LFW
+# boundary 0.579, FusedEmbedder.link_threshold) put Miranda's re-embedded frame 0.46-0.5 from
+# his track's mean, which broke his track under dlib-resnet's 0.45 (three frames unnamed
+# while the new one gathered evidence).
 LINK_FRACTION = 0.45 / 0.4172
 
 
 def link_distance_for(verify_threshold: float) -> float:
     """The tracker's link_distance for an embedder with this verification threshold."""
     return LINK_FRACTION * float(verify_threshold)
+
+
+def tracker_for(embedder: object) -> Tracker:
+    """A tracker that links faces on `embedder`'s scale: its vectors' Euclidean threshold
+    (`link_threshold` where its distance is another, as fused's), else its verification one."""
+    scale = float(getattr(embedder, "link_threshold", None)
+                  or getattr(embedder, "verify_threshold", 0.0) or 0.0)
+    return Tracker(link_distance=link_distance_for(scale)) if scale > 0 else Tracker()
 
 
 # A first-frame match this far inside the threshold names a new track at once.

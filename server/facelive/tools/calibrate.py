@@ -31,6 +31,7 @@ from facelive.recognition.verification import ten_fold, val_far
 from facelive.recognition.verification import threshold_at_far as listed_threshold_at_far
 from facelive.tools.embedding import embed_files, pipeline_tag
 from facelive.tools.evaluate_lfw import read_pairs
+from facelive.vision.fused_distance import FusedDistance, paired, pairwise
 from facelive.vision.image import ImageError
 
 # Keep impostor distances up to this only: every useful FAR target (<= 1e-2) sits far below
@@ -40,8 +41,8 @@ _BLOCK = 2048
 FAR_TABLE_SIZES = (1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 300, 500, 1000, 2000, 3000)
 FAR_TABLE_THRESHOLDS = tuple(round(0.2 + 0.005 * i, 3) for i in range(61))  # 0.20 .. 0.50
 # The grid above is dlib-resnet's (verification threshold 0.4172); other embedders' distances
-# live on other scales (fused ~0.58, FaceNet ~1.1), so their grid and the impostor cut-off are
-# stretched by the ratio of verification thresholds.
+# live on other scales (FaceNet ~1.1; fused's sum is on dlib-resnet's, 0.42), so their grid
+# and the impostor cut-off are stretched by the ratio of verification thresholds.
 _GRID_EMBEDDER_THRESHOLD = 0.4172
 
 
@@ -51,10 +52,12 @@ def grid_scale(verify_threshold: float) -> float:
 
 
 def impostor_distances(
-    vectors: np.ndarray, identities: Sequence[str], keep_below: float = _KEEP_BELOW
+    vectors: np.ndarray, identities: Sequence[str], keep_below: float = _KEEP_BELOW,
+    metric: FusedDistance | None = None,
 ) -> tuple[np.ndarray, int]:
     """Distances of every pair of rows with different identities: (those < keep_below,
-    sorted ascending; how many pairs there are in all). vectors: (N, D) unit rows."""
+    sorted ascending; how many pairs there are in all). vectors: (N, D) unit rows; metric:
+    the embedder's distance (None: Euclidean)."""
     _, ids = np.unique(np.asarray(identities), return_inverse=True)
     matrix = np.asarray(vectors, np.float64)
     kept: list[np.ndarray] = []
@@ -63,12 +66,12 @@ def impostor_distances(
         rows = matrix[start : start + _BLOCK]
         # Only pairs (i, j) with j > i, each pair once.
         cols = matrix[start:]
-        squared = np.maximum(2.0 - 2.0 * rows @ cols.T, 0.0)
+        distance = pairwise(metric, rows, cols)
         upper = np.arange(len(rows))[:, None] < np.arange(len(cols))[None, :]
         different = upper & (ids[start : start + _BLOCK, None] != ids[None, start:])
         total += int(different.sum())
-        near = different & (squared < keep_below**2)
-        kept.append(np.sqrt(squared[near]))
+        near = different & (distance < keep_below)
+        kept.append(distance[near])
     return np.sort(np.concatenate(kept)) if kept else np.zeros(0), total
 
 
@@ -103,14 +106,16 @@ def calibrate(
 
     same = np.array([p.same for p in pairs])
     folds = np.array([p.fold for p in pairs])
-    distances = np.array([np.linalg.norm(vectors[p.file_x] - vectors[p.file_y]) for p in pairs])
+    metric = getattr(engine.embedder, "metric", None)
+    distances = paired(metric, np.stack([vectors[p.file_x] for p in pairs]),
+                       np.stack([vectors[p.file_y] for p in pairs]))
     scale = grid_scale(float(getattr(engine.embedder, "verify_threshold", 0.0)))
     if impostors == "listed":
         smallest, total = np.sort(distances[~same]), int((~same).sum())
     else:
         smallest, total = impostor_distances(
             np.stack([vectors[f] for f in files]), [f.parent.name for f in files],
-            keep_below=min(_KEEP_BELOW * scale, 2.0),
+            keep_below=min(_KEEP_BELOW * scale, 2.0), metric=metric,
         )
     threshold = threshold_at_far(smallest, total, far)
     # Stranger FAR against threshold and gallery size (recognition/openset.py): what lets the
@@ -122,7 +127,7 @@ def calibrate(
     far_table = measure_far_table(
         np.stack([vectors[f] for f in files]), identities, sizes,
         [round(t * scale, 4) for t in FAR_TABLE_THRESHOLDS],
-        margin=float(getattr(engine.embedder, "margin", 0.0)),
+        margin=float(getattr(engine.embedder, "margin", 0.0)), metric=metric,
     )
     measured_far = float(np.searchsorted(smallest, threshold, side="right") / total)
     val, _ = val_far(distances, same, threshold)

@@ -73,7 +73,8 @@ def pipeline_tag(engine: FaceEngine) -> str:
 
     s = engine.settings
     recipe = (
-        f"{engine.embedder.recipe}|{align.DLIB_TEMPLATE_150.tobytes().hex()}|"
+        f"{getattr(engine.embedder, 'vector_recipe', engine.embedder.recipe)}|"
+        f"{align.DLIB_TEMPLATE_150.tobytes().hex()}|"
         f"{align.DLIB_TEMPLATE_WEIGHTS.tobytes().hex()}|{s.min_face_size}|"
         f"{s.mtcnn_thresholds}|{s.pyramid_factor}|{align.FACENET_MARGIN}"
     )

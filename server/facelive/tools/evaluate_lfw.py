@@ -17,6 +17,7 @@ import numpy as np
 from facelive.recognition.pipeline import FaceEngine
 from facelive.recognition.verification import ten_fold
 from facelive.tools.embedding import embed_files
+from facelive.vision.fused_distance import paired
 from facelive.vision.image import ImageError
 
 
@@ -75,9 +76,9 @@ def evaluate_lfw(
     vectors, stats = embed_files(engine, files, cache_dir, label="lfw")
     if stats["unreadable"]:
         raise ImageError(f"unreadable LFW images: {stats['unreadable'][:3]}")
-    distances = np.array(
-        [np.linalg.norm(vectors[p.file_x] - vectors[p.file_y]) for p in pairs]
-    )
+    metric = getattr(engine.embedder, "metric", None)
+    distances = paired(metric, np.stack([vectors[p.file_x] for p in pairs]),
+                       np.stack([vectors[p.file_y] for p in pairs]))
     same, folds = np.array([p.same for p in pairs]), np.array([p.fold for p in pairs])
     report = ten_fold(distances, same, folds)
     extra: dict[str, Any] = {}
@@ -90,8 +91,9 @@ def evaluate_lfw(
         x = np.stack([vectors[p.file_x] for p in pairs])
         y = np.stack([vectors[p.file_y] for p in pairs])
         (ax, bx), (ay, by) = engine.embedder.parts(x), engine.embedder.parts(y)
-        fusion = fused_ten_fold(((ax - ay) ** 2).sum(1), ((bx - by) ** 2).sum(1), same, folds)
-        extra = {"shipped_weight": engine.embedder.weight,
+        fusion = fused_ten_fold(np.linalg.norm(ax - ay, axis=1), np.linalg.norm(bx - by, axis=1),
+                                same, folds, engine.embedder.metric.scale)
+        extra = {"shipped_weight": engine.embedder.metric.weight,
                  "shipped_weight_accuracy": round(report.accuracy, 5),
                  "fold_weights": list(fusion.weights)}
         report = fusion.report

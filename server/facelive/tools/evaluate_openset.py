@@ -22,6 +22,7 @@ import numpy as np
 from facelive.recognition.knn import UNKNOWN_LABEL, KnnIndex
 from facelive.recognition.pipeline import FaceEngine
 from facelive.tools.embedding import embed_files, pipeline_tag
+from facelive.vision.fused_distance import FusedDistance
 from facelive.vision.image import ImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -146,9 +147,11 @@ def sweep(
     thresholds: np.ndarray,
     k: int,
     margin: float,
+    metric: FusedDistance | None = None,
 ) -> list[dict[str, Any]]:
-    """One curve point per threshold, each decided by a real KnnIndex query."""
-    index = KnnIndex(gallery.shape[1], k=k, margin=margin)
+    """One curve point per threshold, each decided by a real KnnIndex query (deciding with
+    the embedder's `metric`)."""
+    index = KnnIndex(gallery.shape[1], k=k, margin=margin, metric=metric)
     index.add(gallery, labels)
     return [_point(index, probes, truth, strangers, float(t)) for t in thresholds]
 
@@ -187,7 +190,8 @@ def evaluate_openset(
     grid = _thresholds(threshold, step)
 
     def measured(k_: int, margin_: float) -> dict[str, Any]:
-        curve = sweep(gallery, labels, probes, truth, others, grid, k_, margin_)
+        curve = sweep(gallery, labels, probes, truth, others, grid, k_, margin_,
+                      getattr(engine.embedder, "metric", None))
         return {
             "k": k_,
             "margin": margin_,

@@ -2,8 +2,9 @@
 folds of each split, then judged on the tenth, so the reported accuracy never saw its own
 test pairs.
 
-The fused distance of two faces is sqrt(w da^2 + (1 - w) db^2), da and db the distances of
-their dlib-resnet and FaceNet unit vectors (facelive.vision.facenet_embedders.FusedEmbedder).
+The fused distance of two faces is w da + (1 - w) c db, da and db the distances of their
+dlib-resnet and FaceNet unit vectors, c the ratio of the two networks' LFW thresholds
+(facelive.vision.fused_distance).
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ class FusionReport:
     weights: tuple[float, ...]  # the weight fitted for each test fold
 
 
-def fused_distances(da2: np.ndarray, db2: np.ndarray, weight: float) -> np.ndarray:
-    return np.sqrt(weight * da2 + (1.0 - weight) * db2)
+def fused_distances(da: np.ndarray, db: np.ndarray, weight: float, scale: float) -> np.ndarray:
+    return weight * da + (1.0 - weight) * scale * db
 
 
 def _train_score(d: np.ndarray, same: np.ndarray) -> tuple[float, float]:
@@ -43,14 +44,14 @@ def _train_score(d: np.ndarray, same: np.ndarray) -> tuple[float, float]:
     return accuracy, val
 
 
-def fit_weight(da2: np.ndarray, db2: np.ndarray, same: np.ndarray) -> float:
+def fit_weight(da: np.ndarray, db: np.ndarray, same: np.ndarray, scale: float) -> float:
     """The weight in WEIGHTS that scores best on these (training) pairs."""
-    scores = [_train_score(fused_distances(da2, db2, w), same) for w in WEIGHTS]
+    scores = [_train_score(fused_distances(da, db, w, scale), same) for w in WEIGHTS]
     return float(WEIGHTS[max(range(len(WEIGHTS)), key=lambda i: scores[i])])
 
 
 def fused_ten_fold(
-    da2: np.ndarray, db2: np.ndarray, same: np.ndarray, folds: np.ndarray
+    da: np.ndarray, db: np.ndarray, same: np.ndarray, folds: np.ndarray, scale: float
 ) -> FusionReport:
     """LFW's 10-fold protocol with the weight refitted on each split's training folds."""
     same = np.asarray(same, bool)
@@ -58,9 +59,10 @@ def fused_ten_fold(
     results, weights = [], []
     for index, fold in enumerate(np.unique(folds)):
         train = folds != fold
-        weight = fit_weight(da2[train], db2[train], same[train])
+        weight = fit_weight(da[train], db[train], same[train], scale)
         weights.append(weight)
         # ten_fold on the distances made with this split's weight: its fold `fold` result is
         # exactly this split (threshold chosen on the training folds, applied to the test).
-        results.append(ten_fold(fused_distances(da2, db2, weight), same, folds).folds[index])
+        results.append(
+            ten_fold(fused_distances(da, db, weight, scale), same, folds).folds[index])
     return FusionReport(summarize(results), tuple(weights))

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from facelive.vision import align
 from facelive.vision.embedders import DlibResNetEmbedder, Embedder, flip_sum, l2_normalize
+from facelive.vision.fused_distance import FusedDistance
 from facelive.vision.inception_resnet_v1 import IMAGE_SIZE, InceptionResNetV1, Unit
 from facelive.vision.mtcnn import Detection
 from facelive.vision.quality import MIN_SIZE
@@ -92,6 +93,21 @@ class FaceNetEmbedder(Embedder):
         return self._embed(crops)
 
 
+# The storage weight: the fused vector is [sqrt(w) a, sqrt(1 - w) b]. 0.85 is the weight the
+# squared sum sqrt(w da^2 + (1 - w) db^2) fitted on LFW's training folds (0.85 in 8 of 10
+# splits; BENCHMARKS.md, issue 12) when that sum was the fused distance. The distance is now
+# the plain sum (DISTANCE_WEIGHT); the vectors' Euclidean distance still finds the KNN's
+# candidates, and these weights make it order rows nearly as that sum does.
+FUSION_WEIGHT = 0.85
+# The fitted weight of the plain sum d = w da + (1 - w) c db (vision/fused_distance.py):
+# `evaluate-lfw` refits it on the 9 training folds of every split (grid 0.05, accuracy first,
+# VAL breaking ties): 0.55 in 6 of 10 splits, 0.50 in 3, 0.45 in 1 (BENCHMARKS.md, session 6).
+DISTANCE_WEIGHT = 0.55
+# The fused vectors' Euclidean threshold on LFW (mean of the 10 folds, w 0.85): the scale of
+# a tracker's linking distance (tracks.link_distance_for).
+LINK_THRESHOLD = 0.579
+
+
 # recipe -> (open-set threshold, verification threshold, margin). The verification thresholds
 # are `evaluate-lfw`'s mean 10-fold thresholds (BENCHMARKS.md, issue 12). In open set the
 # built-in FAR tables (recognition/far_tables.py) choose the threshold by gallery size for the
@@ -100,11 +116,11 @@ CALIBRATION: dict[str, tuple[float, float, float]] = {
     "facenet-2017/box-margin32/prewhiten": (1.107, 1.107, 0.0),
     "facenet-2017/box-margin32/prewhiten/flip-sum": (1.097, 1.097, 0.0),
     # Open set: the built-in FAR table (far_tables.FUSED) sets the threshold by gallery size;
-    # 0.4529 is its choice at 100 people x 5 photos. The margin 0.03 (knn.py) lifts top-1 at
-    # 1% of strangers named, as for dlib-resnet (docs/openset.md).
-    "fused/dlib-resnet/mtcnn5/flip-sum+facenet-2017/box-margin32/prewhiten/flip-sum/w0.8500": (
-        0.4529, 0.579, 0.03
-    ),
+    # 0.3321 is its choice at 100 people x 5 photos (target 0.9%). The fused distance is on
+    # dlib-resnet's scale, and so is the margin: 0.03 (knn.py), which lifts top-1 at 1% of
+    # strangers named for dlib-resnet (docs/openset.md).
+    "fused/dlib-resnet/mtcnn5/flip-sum+facenet-2017/box-margin32/prewhiten/flip-sum/w0.8500"
+    "/sum0.5500x0.3803": (0.3321, 0.424, 0.03),
 }
 
 # The fused chip: one square per face holding both embedders' crops, so that the Embedder
@@ -126,25 +142,37 @@ _DLIB_X = align.FACENET_SIZE
 
 class FusedEmbedder(Embedder):
     """dlib-resnet and FaceNet in one TensorFlow call: [sqrt(w) a, sqrt(1 - w) b] for their
-    unit vectors a, b. The result is a unit vector whose squared distance is the weighted sum
-    w |a1 - a2|^2 + (1 - w) |b1 - b2|^2, so the in-graph KNN needs nothing new."""
+    unit vectors a, b, w the storage weight. Faces are compared by `metric`, the weighted sum
+    of the two networks' own distances (vision/fused_distance.py); the vectors' Euclidean
+    distance, sqrt(w da^2 + (1 - w) db^2), only finds the KNN's candidates and links a
+    tracker's faces (`link_threshold`)."""
 
     chip_size = FUSED_CHIP
     small_face_px = SMALL_FACE_PX
 
-    def __init__(self, dlib: DlibResNetEmbedder, facenet: FaceNetEmbedder, weight: float) -> None:
-        if not 0.0 < weight < 1.0:
-            raise ValueError(f"fusion weight must be in (0, 1), got {weight}")
+    def __init__(self, dlib: DlibResNetEmbedder, facenet: FaceNetEmbedder, weight: float,
+                 distance_weight: float = DISTANCE_WEIGHT) -> None:
+        if not 0.0 < weight < 1.0 or not 0.0 < distance_weight < 1.0:
+            raise ValueError(f"fusion weights must be in (0, 1), got {weight}, "
+                             f"{distance_weight}")
         self.dlib, self.facenet, self.weight = dlib, facenet, float(weight)
         self.name = "fused" if facenet.name == "facenet-2017" else f"fused-{facenet.name}"
         self.model = f"dlib-resnet + {facenet.model}"
         self.dim = dlib.dim + facenet.dim
-        self.recipe = f"fused/{dlib.recipe}+{facenet.recipe}/w{self.weight:.4f}"
+        # FaceNet's distances on dlib-resnet's scale: the ratio of their LFW thresholds.
+        scale = dlib.verify_threshold / facenet.verify_threshold
+        self.metric = FusedDistance(dlib.dim, self.weight, float(distance_weight), scale)
+        # What the stored vectors depend on (caches, the gallery), and what the distances do
+        # (calibrations): a new metric keeps the vectors.
+        self.vector_recipe = f"fused/{dlib.recipe}+{facenet.recipe}/w{self.weight:.4f}"
+        self.recipe = f"{self.vector_recipe}/{self.metric.tag}"
+        # The vectors' Euclidean LFW threshold (w 0.85), on which trackers link faces.
+        self.link_threshold = LINK_THRESHOLD
         calibrated = CALIBRATION.get(self.recipe)
         if calibrated is not None:
             self.threshold, self.verify_threshold, self.margin = calibrated
         else:
-            self.threshold = self.verify_threshold = 0.8
+            self.threshold = self.verify_threshold = 0.45
         self._embed = tf.function(
             self._embed_impl,
             input_signature=[tf.TensorSpec([None, FUSED_CHIP, FUSED_CHIP, 3], tf.uint8)],
@@ -192,10 +220,3 @@ def dlib_queries(vectors: np.ndarray, dlib_dim: int, weight: float) -> np.ndarra
 def fused_vectors(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:
     """The fused embedding of unit vectors a (dlib) and b (FaceNet), outside the graph."""
     return np.concatenate([a * np.sqrt(weight), b * np.sqrt(1 - weight)], axis=1)
-
-
-# The fusion weight on dlib-resnet's squared distance (FaceNet with its mirror). `evaluate-lfw`
-# refits it on the 9 training folds of every split: 0.85 in 8 of 10, 0.80 and 0.75 in the
-# others (BENCHMARKS.md, issue 12). Scaled by the two thresholds (0.417 and 1.097) it weighs
-# the two distances about equally: 0.85 / 0.417^2 : 0.15 / 1.097^2 = 39 : 1 on raw squares.
-FUSION_WEIGHT = 0.85

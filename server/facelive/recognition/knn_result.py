@@ -1,0 +1,37 @@
+"""What the in-graph KNN (knn.py) answers, as numpy arrays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class KnnResult:
+    """Numpy results for B queries (see the module docstring). neighbour_ids: (B, K) int64
+    example ids of the neighbours (-1 where missing); neighbour_labels: (B, K) int32."""
+
+    indices: np.ndarray
+    distances: np.ndarray
+    neighbour_labels: np.ndarray
+    neighbour_ids: np.ndarray
+    candidate: np.ndarray
+    label: np.ndarray
+    distance: np.ndarray
+    confidence: np.ndarray
+    runner_up: np.ndarray | None = None
+
+    def with_rows(self, rows: np.ndarray, other: KnnResult) -> KnnResult:
+        """This result with rows `rows` replaced by the rows of `other` (one per row, in
+        order)."""
+        merged = {}
+        for name in self.__dataclass_fields__:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine is None or theirs is None:
+                merged[name] = mine
+                continue
+            mine = mine.copy()
+            mine[rows] = theirs
+            merged[name] = mine
+        return KnnResult(**merged)
