@@ -149,7 +149,7 @@ class KnnIndex:
             ],
         )
         self._query_as_given = tf.function(
-            lambda queries, threshold: self.classify_graph(queries, threshold, normalize=False),
+            lambda queries, threshold: self.classify_graph(queries, threshold, as_given=True),
             input_signature=[
                 tf.TensorSpec([None, self.dim], tf.float32),
                 tf.TensorSpec([], tf.float32),
@@ -352,13 +352,15 @@ class KnnIndex:
 
     # ------------------------------------------------------------ queries
     def nearest_graph(
-        self, queries: tf.Tensor, use_metric: bool = True
+        self, queries: tf.Tensor, as_given: bool = False
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """Graph code: (B, D) unit queries -> ((B, K) int32 row indices, (B, K) float32
         distances), nearest first; -1 and inf where there are fewer than K rows. With a
-        `metric` (and use_metric), the best K + RERANK_EXTRA rows by Euclidean distance are
-        ranked by the metric, whose distances are returned."""
-        metric = self.metric if use_metric else None
+        `metric`, the best K + RERANK_EXTRA rows by Euclidean distance are ranked by the
+        metric, whose distances are returned; queries taken as given (`query_as_given`)
+        compare parts of the vectors, by plain dot products, never by the whole vectors'
+        metric."""
+        metric = None if as_given else self.metric
         want = self.k if metric is None else self.k + RERANK_EXTRA
         count = self._count.read_value()
         # Only the blocks in use: after a doubling, half the capacity is empty. A leading-
@@ -402,17 +404,15 @@ class KnnIndex:
         return rank_by_metric(metric, queries, vectors, indices, valid, self.k)
 
     def classify_graph(
-        self, queries: tf.Tensor, threshold: tf.Tensor, normalize: bool = True
+        self, queries: tf.Tensor, threshold: tf.Tensor, as_given: bool = False
     ) -> dict[str, tf.Tensor]:
         """Graph code: (B, D) float32 queries, scalar threshold -> dict of tensors (indices,
         distances, neighbour_labels, candidate, label, distance, runner_up, confidence). Call
-        it inside a tf.function (see `query` and `crop_classifier`). normalize=False takes
-        the queries as given (see `query_as_given`)."""
-        if normalize:
+        it inside a tf.function (see `query` and `crop_classifier`). as_given: neither
+        normalised nor compared by the metric (see `query_as_given`)."""
+        if not as_given:
             queries = tf.math.l2_normalize(queries, axis=1, epsilon=1e-12)
-        # Queries taken as given compare parts of the vectors (query_as_given): plain dot
-        # products, never the metric of whole vectors.
-        indices, distances = self.nearest_graph(queries, use_metric=normalize)
+        indices, distances = self.nearest_graph(queries, as_given)
         valid = indices >= 0
         labels = tf.where(valid, tf.gather(self._labels.read_value(), tf.maximum(indices, 0)), -1)
 

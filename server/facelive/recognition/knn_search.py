@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import tensorflow as tf
+
+if TYPE_CHECKING:
+    from facelive.vision.fused_distance import FusedDistance
 
 # Rows per block of the two-stage top-k (see top_k_blocked); capacities are multiples of it.
 BLOCK = 256
@@ -72,8 +75,8 @@ def top_k_blocked(
 
 
 def rank_by_metric(
-    metric: Any, queries: tf.Tensor, vectors: tf.Tensor, indices: tf.Tensor, valid: tf.Tensor,
-    k: int,
+    metric: FusedDistance, queries: tf.Tensor, vectors: tf.Tensor, indices: tf.Tensor,
+    valid: tf.Tensor, k: int,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Graph code: the k nearest by `metric` (vision/fused_distance.py) of (B, K') candidate
     rows (indices into `vectors`; `valid` false for a missing one) -> ((B, k) int32 indices,

@@ -21,6 +21,7 @@ from facelive.recognition.verification import (
     threshold_at_far,
     val_far,
 )
+from facelive.vision.fused_distance import combine
 
 WEIGHTS = np.round(np.arange(0.05, 0.951, 0.05), 2)
 
@@ -32,7 +33,8 @@ class FusionReport:
 
 
 def fused_distances(da: np.ndarray, db: np.ndarray, weight: float, scale: float) -> np.ndarray:
-    return weight * da + (1.0 - weight) * scale * db
+    """The fused distances of pairs whose networks' distances are da and db."""
+    return np.asarray(combine(da, db, weight, scale))
 
 
 def _train_score(d: np.ndarray, same: np.ndarray) -> tuple[float, float]:

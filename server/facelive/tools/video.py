@@ -158,9 +158,7 @@ def annotate_video(
     if max_frames is not None and max_frames < 1:
         raise ToolError(f"--max-frames must be >= 1, got {max_frames}")
     source = open_source(spec)
-    if tracker is None:
-        new_tracker = getattr(recognizer, "new_tracker", None)
-        tracker = new_tracker() if callable(new_tracker) else Tracker()
+    tracker = tracker if tracker is not None else recognizer.new_tracker()
     started = time.monotonic()
     if recognizer.gallery_size == 0:
         print("warning: the gallery is empty: every face will be unknown", file=err)

@@ -22,7 +22,7 @@ vectors are unchanged, so a gallery needs no re-embedding.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -48,7 +48,7 @@ class FusedDistance:
     def _combine(self, cos_a: np.ndarray, cos_b: np.ndarray) -> np.ndarray:
         da = np.sqrt(np.maximum(2.0 - 2.0 * cos_a, 0.0))
         db = np.sqrt(np.maximum(2.0 - 2.0 * cos_b, 0.0))
-        return self.weight * da + (1.0 - self.weight) * self.scale * db
+        return combine(da, db, self.weight, self.scale)
 
     def pairwise(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """(N, D) and (M, D) fused vectors -> (N, M) distances."""
@@ -75,7 +75,14 @@ class FusedDistance:
         cos_b = tf.einsum("bd,bkd->bk", queries[:, s:], rows[:, :, s:]) / (1.0 - self.stored)
         da = tf.sqrt(tf.maximum(2.0 - 2.0 * cos_a, 0.0))
         db = tf.sqrt(tf.maximum(2.0 - 2.0 * cos_b, 0.0))
-        return self.weight * da + (1.0 - self.weight) * self.scale * db
+        return combine(da, db, self.weight, self.scale)
+
+
+def combine(da: Any, db: Any, weight: float, scale: float) -> Any:
+    """The fused distance from the two networks' own distances (numpy arrays or tensors):
+    the one formula the embedder, the KNN graph and the weight's fitting (tools/fusion.py)
+    share."""
+    return weight * da + (1.0 - weight) * scale * db
 
 
 def euclidean_pairwise(x: np.ndarray, y: np.ndarray) -> np.ndarray:
