@@ -426,11 +426,11 @@ def test_adds_write_in_place_and_growth_keeps_every_row() -> None:
 
 
 @pytest.mark.parametrize("search", ["float32", "bfloat16"])
-def test_dlib_queries_compare_the_dlib_half_alone(search: str) -> None:
-    """The fused embedder's small-face path: a query made by dlib_queries from a fused vector
-    gets, from a gallery of fused vectors, dlib-resnet's own distances and neighbours, not the
-    fused ones (which here order the rows differently)."""
-    from facelive.vision.facenet_embedders import dlib_queries, fused_vectors
+def test_dlib_half_queries_compare_the_dlib_half_alone(search: str) -> None:
+    """The fused embedder's small-face path: the query its DlibHalf makes of dlib-resnet's
+    vector alone, [a / sqrt(w), 0], gets from a gallery of fused vectors dlib-resnet's own
+    distances and neighbours, not the fused ones (which here order the rows differently)."""
+    from facelive.vision.facenet_embedders import fused_vectors
 
     rng = np.random.default_rng(7)
     weight, n = 0.85, 300
@@ -440,7 +440,8 @@ def test_dlib_queries_compare_the_dlib_half_alone(search: str) -> None:
     index.add(fused_vectors(a, b, weight), np.arange(1, n + 1))
     qa, qb = unit(rng.normal(size=(4, 128))), unit(rng.normal(size=(4, 128)))
     fused = fused_vectors(qa, qb, weight)
-    result = index.query_as_given(dlib_queries(fused, 128, weight), 2.0)
+    queries = np.concatenate([qa / np.sqrt(weight), np.zeros_like(qb)], axis=1)
+    result = index.query_as_given(queries, 2.0)
     expected = np.linalg.norm(a[None, :, :] - qa[:, None, :], axis=2)
     nearest = np.argsort(expected, axis=1)[:, :5]
     np.testing.assert_array_equal(result.indices, nearest)

@@ -109,3 +109,35 @@ def test_fused_is_both_embedders_in_one_call(facenet_models_dir: Path, models_di
     off = ~np.eye(len(got), dtype=bool)
     np.testing.assert_allclose(metric.pairwise(got, got)[off],
                                (0.55 * da + 0.45 * (0.4172 / 1.097) * db)[off], atol=1e-4)
+
+
+def test_fused_small_faces_run_dlib_resnet_alone(facenet_models_dir: Path, lfw_dir: Path) -> None:
+    """A face under SMALL_FACE_PX is embedded by fused's DlibHalf (issue 17): FaceNet's half
+    of its vector is not computed (zero), and the in-graph KNN answers it with dlib-resnet's
+    own distances to the stored fused examples, for real LFW faces and networks."""
+    from facelive.recognition.knn import KnnIndex
+    from facelive.recognition.pipeline import FaceEngine
+    from facelive.vision.image import read_image
+
+    engine = FaceEngine(Settings(models_dir=facenet_models_dir, embedder="fused"))
+    fused = engine.embedder
+    people = sorted(p for p in lfw_dir.iterdir() if p.is_dir() and len(list(p.iterdir())) >= 3)
+    faces = [f for person in people[:12] for f in engine.primary_faces(
+        [read_image(p) for p in sorted(person.iterdir())[:2]])]
+    faces = [f for f in faces if f is not None]
+    assert len(faces) >= 22
+    chips = np.stack([f.chip for f in faces])
+    stored = fused.embed(chips[::2])
+    index = KnnIndex(fused.dim, k=3, metric=fused.metric)
+    index.add(stored, np.arange(1, len(stored) + 1))
+    small = index.crop_classifier(fused.dlib_half())
+    vectors, result = small(chips[1::2], 0.6)
+    np.testing.assert_array_equal(vectors[:, fused.dlib.dim:], 0.0)
+    a = fused.parts(fused.embed(chips))[0]  # dlib-resnet's own vectors (the test above)
+    own = np.linalg.norm(a[1::2, None] - a[None, ::2], axis=2)
+    nearest = np.argsort(own, axis=1)[:, :3]
+    np.testing.assert_array_equal(result.indices, nearest)
+    np.testing.assert_allclose(result.distances, np.take_along_axis(own, nearest, 1), atol=1e-4)
+    # The whole fused call answers otherwise (its distance is the two networks' sum).
+    _, whole = index.crop_classifier(fused)(chips[1::2], 0.6)
+    assert not np.allclose(whole.distances, result.distances, atol=1e-3)

@@ -465,14 +465,16 @@ class KnnIndex:
         KnnResult) that runs the embedder and the KNN as one tf.function call.
 
         `embedder` needs `chip_size`, `dim` (== this index's) and `embed_tensor` (crops ->
-        unit vectors, graph-compatible)."""
+        unit vectors, graph-compatible); one whose `as_given` is true, `query_tensor` too
+        (vectors -> queries taken as given, see `query_as_given`: fused's DlibHalf)."""
         if int(embedder.dim) != self.dim:
             raise ValueError(f"embedder is {embedder.dim}-D, the index {self.dim}-D")
-        size = int(embedder.chip_size)
+        size, as_given = int(embedder.chip_size), bool(getattr(embedder, "as_given", False))
 
         def fused(crops: tf.Tensor, threshold: tf.Tensor) -> dict[str, tf.Tensor]:
             embeddings = embedder.embed_tensor(crops)
-            out = self.classify_graph(embeddings, threshold)
+            queries = embedder.query_tensor(embeddings) if as_given else embeddings
+            out = self.classify_graph(queries, threshold, as_given=as_given)
             out["embeddings"] = embeddings
             return out
 

@@ -35,3 +35,19 @@ class KnnResult:
             mine[rows] = theirs
             merged[name] = mine
         return KnnResult(**merged)
+
+
+def interleaved(mask: np.ndarray, chosen: KnnResult, others: KnnResult) -> KnnResult:
+    """The result of len(mask) queries answered in two parts: the rows where `mask` is true
+    from `chosen`, the others from `others` (each part's rows in order)."""
+    mask = np.asarray(mask, bool)
+    merged = {}
+    for name in KnnResult.__dataclass_fields__:
+        yes, no = getattr(chosen, name), getattr(others, name)
+        if yes is None or no is None:
+            merged[name] = None
+            continue
+        out = np.empty((len(mask), *yes.shape[1:]), yes.dtype)
+        out[mask], out[~mask] = yes, no
+        merged[name] = out
+    return KnnResult(**merged)

@@ -48,7 +48,7 @@ from facelive.recognition.results import (
     box_side,
     corners_of,
 )
-from facelive.recognition.small_faces import SmallFaceRule, judge_small_faces, small_face_rule
+from facelive.recognition.small_faces import SmallFaceRule, classify_faces, small_face_rule
 from facelive.recognition.tracks import Tracker, tracker_for
 from facelive.settings import Settings
 from facelive.vision.image import ImageError, decode_image
@@ -108,6 +108,8 @@ class Recognizer:
         # resnet's rule (_classify_faces); None for the other embedders.
         self.small_faces: SmallFaceRule | None = None
         self._classify = padded(self.knn.crop_classifier(self.embedder))
+        half = getattr(self.embedder, "dlib_half", None)
+        self._classify_small = None if half is None else padded(self.knn.crop_classifier(half()))
         self._names: dict[int, str] = {}
         self._mutate = threading.RLock()
         # Asking a SQLite file whether another process changed it costs a query (every 1 s);
@@ -194,14 +196,12 @@ class Recognizer:
     def _classify_faces(
         self, chips: np.ndarray, sides: Sequence[float]
     ) -> tuple[np.ndarray, KnnResult, list[tuple[str, float]]]:
-        """The fused embed + KNN call for these chips (faces of `sides` px, the shorter side
-        of each box); then, with the fused embedder, the faces smaller than its SMALL_FACE_PX
-        once more by the dlib-resnet half alone (one more KNN query, no network). Also per
-        face the rule it was judged by: (embedder whose distance it is, threshold)."""
-        embeddings, result = self._classify(chips, self.threshold)
-        result, rules = judge_small_faces(self.small_faces, self.embedder, self.knn, embeddings,
-                                          result, sides, (self.embedder_name, self.threshold))
-        return embeddings, result, rules
+        """The embed + KNN call for these chips (faces of `sides` px, the shorter side of
+        each box); with the fused embedder, the faces smaller than its SMALL_FACE_PX by the
+        dlib-resnet half alone (small_faces.py). Also per face the rule it was judged by:
+        (embedder whose distance it is, threshold)."""
+        return classify_faces(self.small_faces, self._classify, self._classify_small, chips,
+                              sides, (self.embedder_name, self.threshold))
 
     def open_set(self) -> dict[str, Any]:
         """{threshold, threshold_source, people, target_far, expected_far}: the rule in force
@@ -375,9 +375,8 @@ class Recognizer:
         self.engine.detector.warm_up(height, width)
         size = int(self.embedder.chip_size)
         for count in (b for b in EMBED_BATCHES if b <= max(max_faces, 1)):
-            self._classify(np.zeros((count, size, size, 3), np.uint8), self.threshold)
-        if self.small_faces is not None:
-            self.knn.query_as_given(np.zeros((1, self.knn.dim), np.float32), 1.0)
+            for classify in filter(None, (self._classify, self._classify_small)):
+                classify(np.zeros((count, size, size, 3), np.uint8), self.threshold)
 
     # ------------------------------------------------------------ changes
     def enroll(

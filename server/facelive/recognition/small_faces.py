@@ -4,20 +4,22 @@ resnet's own rule (docs/tracks.md, "Small faces with the fused embedder").
 FaceNet's 160 px crop of a face under FusedEmbedder.small_face_px (48 px, the least a face
 must have to be enrolled) is mostly interpolation, and its half of the fused distance turns
 to noise; dlib-resnet's half still knows the face. The fused vector holds dlib-resnet's unit
-vector, scaled, so one more KNN query over the same gallery (KnnIndex.query_as_given with
-FusedEmbedder.dlib_queries) gives dlib-resnet's own distances: no network runs again.
+vector, scaled, so a query of that half alone over the same gallery (KnnIndex.crop_classifier
+with FusedEmbedder.dlib_half, queries taken as given) gives dlib-resnet's own distances, and
+FaceNet's network, three quarters of fused's cost per face, is not run for them (issue 17).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from facelive.recognition.far_tables import BUILT_IN
-from facelive.recognition.knn import KnnIndex, KnnResult
+from facelive.recognition.knn import KnnResult
+from facelive.recognition.knn_result import interleaved
 from facelive.recognition.openset import FarTable
 
 
@@ -52,21 +54,30 @@ def small_face_rule(
     return SmallFaceRule(str(dlib.name), float(small), float(below_px))
 
 
-def judge_small_faces(
-    rule: SmallFaceRule | None, embedder: Any, knn: KnnIndex, embeddings: np.ndarray,
-    result: KnnResult, sides: Sequence[float], own: tuple[str, float],
-) -> tuple[KnnResult, list[tuple[str, float]]]:
-    """`result` (the fused KNN answer for `embeddings`, faces of `sides` px) with the small
-    faces' rows answered again by the rule; and per face the rule it was judged by,
-    (embedder whose distance it is, threshold): `own` for the others."""
-    rules = [own] * len(embeddings)
-    if rule is None:
-        return result, rules
-    rows = np.flatnonzero(np.asarray(sides, np.float64) < rule.below_px)
-    if not len(rows):
-        return result, rules
-    queries = embedder.dlib_queries(embeddings[rows])
-    result = result.with_rows(rows, knn.query_as_given(queries, rule.threshold))
-    for row in rows:
-        rules[row] = (rule.embedder, rule.threshold)
-    return result, rules
+# crops, threshold -> (embeddings, KnnResult): a recogniser's embed + KNN call.
+Classify = Callable[[np.ndarray, float], tuple[np.ndarray, KnnResult]]
+
+
+def classify_faces(
+    rule: SmallFaceRule | None, classify: Classify, classify_small: Classify | None,
+    chips: np.ndarray, sides: Sequence[float], own: tuple[str, float],
+) -> tuple[np.ndarray, KnnResult, list[tuple[str, float]]]:
+    """The embed + KNN answer for `chips` (faces of `sides` px): `classify` at `own`'s
+    threshold for the faces the rule does not take, `classify_small` (the fused embedder's
+    DlibHalf: its FaceNet network is not run) at the rule's threshold for the small ones. Also
+    per face the rule it was judged by, (embedder whose distance it is, threshold)."""
+    small = np.zeros(len(chips), bool)
+    if rule is not None and classify_small is not None:
+        small = np.asarray(sides, np.float64) < rule.below_px
+    if not small.any():
+        embeddings, result = classify(chips, own[1])
+        return embeddings, result, [own] * len(chips)
+    assert rule is not None and classify_small is not None
+    rules = [(rule.embedder, rule.threshold) if s else own for s in small]
+    if small.all():
+        return (*classify_small(chips, rule.threshold), rules)
+    few, few_result = classify_small(chips[small], rule.threshold)
+    many, many_result = classify(chips[~small], own[1])
+    embeddings = np.empty((len(chips), many.shape[1]), many.dtype)
+    embeddings[small], embeddings[~small] = few, many
+    return embeddings, interleaved(small, few_result, many_result), rules

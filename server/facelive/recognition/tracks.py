@@ -151,12 +151,16 @@ class Tracker:
         decay: float = 0.8,
         enter: float = 1.75,
         leave: float = 2.0,
+        link_dims: int | None = None,
     ) -> None:
         if not 0.0 < iou_threshold < 1.0 or max_age < 1 or not 0.0 < decay < 1.0:
             raise ValueError("need 0 < iou_threshold < 1, max_age >= 1 and 0 < decay < 1")
         self.iou_threshold = iou_threshold
         self.max_age = max_age
         self.link_distance = link_distance
+        # Faces are compared on the first link_dims values of their embeddings (None: all):
+        # fused's dlib-resnet half, the one every face has (tracker_for).
+        self.link_dims = link_dims
         self.decay, self.enter, self.leave = decay, enter, leave
         self._tracks: list[_Track] = []
         self._next_id = 1
@@ -199,13 +203,14 @@ class Tracker:
             self._drop_gone(names)
         self._names = dict(names)
         boxes = [_corners(o.box) for o in observations]
-        matched = self._match(frame, boxes, [o.embedding for o in observations])
+        looks = [None if o.embedding is None else _unit(np.asarray(o.embedding)[: self.link_dims])
+                 for o in observations]
+        matched = self._match(frame, boxes, looks)
         out = []
-        for oi, (obs, box) in enumerate(zip(observations, boxes, strict=True)):
+        for oi, (obs, box, look) in enumerate(zip(observations, boxes, looks, strict=True)):
             found = matched.get(oi)
             if found is None:
-                track = _Track(self._next_id, box, frame, _unit(obs.embedding), obs.distance,
-                               obs.confidence)
+                track = _Track(self._next_id, box, frame, look, obs.distance, obs.confidence)
                 self._next_id += 1
                 self._tracks.append(track)
                 if obs.embedded:
@@ -224,9 +229,9 @@ class Tracker:
                     continue
                 track.distance, track.confidence = obs.distance, obs.confidence
                 track.embedded(frame, obs)
-                if obs.embedding is not None:
-                    mixed = obs.embedding if track.embedding is None else (
-                        0.7 * track.embedding + 0.3 * obs.embedding)
+                if look is not None:
+                    mixed = look if track.embedding is None else (
+                        0.7 * track.embedding + 0.3 * look)
                     track.embedding = _unit(mixed)
                 before = track.shown
                 if track.fresh:
@@ -392,10 +397,8 @@ def _unit(vector: np.ndarray | None) -> np.ndarray | None:
 
 # The linking distance as a multiple of the embedder's verification threshold (its LFW
 # same/different boundary): 0.45 for dlib-resnet (0.417), where it was first set. Each
-# embedder spreads one person's frames over its own scale: fused's vectors (Euclidean LFW
-# boundary 0.579, FusedEmbedder.link_threshold) put Miranda's re-embedded frame 0.46-0.5 from
-# his track's mean, which broke his track under dlib-resnet's 0.45 (three frames unnamed
-# while the new one gathered evidence).
+# embedder spreads one person's frames over its own scale (facenet's boundary is 1.10), so
+# each links on its own.
 LINK_FRACTION = 0.45 / 0.4172
 
 
@@ -405,11 +408,17 @@ def link_distance_for(verify_threshold: float) -> float:
 
 
 def tracker_for(embedder: object) -> Tracker:
-    """A tracker that links faces on `embedder`'s scale: its vectors' Euclidean threshold
-    (`link_threshold` where its distance is another, as fused's), else its verification one."""
-    scale = float(getattr(embedder, "link_threshold", None)
-                  or getattr(embedder, "verify_threshold", 0.0) or 0.0)
-    return Tracker(link_distance=link_distance_for(scale)) if scale > 0 else Tracker()
+    """A tracker that links faces on `embedder`'s scale: its verification threshold. The fused
+    embedder's trackers link on its dlib-resnet half (`dlib`), at dlib-resnet's threshold:
+    its small faces are embedded by that half alone (small_faces.py), so it is the one part
+    every face's embedding has."""
+    dlib = getattr(embedder, "dlib", None)
+    part = embedder if dlib is None else dlib
+    scale = float(getattr(part, "verify_threshold", 0.0) or 0.0)
+    if scale <= 0:
+        return Tracker()
+    return Tracker(link_distance=link_distance_for(scale),
+                   link_dims=None if dlib is None else int(dlib.dim))
 
 
 # A first-frame match this far inside the threshold names a new track at once.

@@ -103,9 +103,6 @@ FUSION_WEIGHT = 0.85
 # `evaluate-lfw` refits it on the 9 training folds of every split (grid 0.05, accuracy first,
 # VAL breaking ties): 0.55 in 6 of 10 splits, 0.50 in 3, 0.45 in 1 (BENCHMARKS.md, session 6).
 DISTANCE_WEIGHT = 0.55
-# The fused vectors' Euclidean threshold on LFW (mean of the 10 folds, w 0.85): the scale of
-# a tracker's linking distance (tracks.link_distance_for).
-LINK_THRESHOLD = 0.579
 
 
 # recipe -> (open-set threshold, verification threshold, margin). The verification thresholds
@@ -144,8 +141,8 @@ class FusedEmbedder(Embedder):
     """dlib-resnet and FaceNet in one TensorFlow call: [sqrt(w) a, sqrt(1 - w) b] for their
     unit vectors a, b, w the storage weight. Faces are compared by `metric`, the weighted sum
     of the two networks' own distances (vision/fused_distance.py); the vectors' Euclidean
-    distance, sqrt(w da^2 + (1 - w) db^2), only finds the KNN's candidates and links a
-    tracker's faces (`link_threshold`)."""
+    distance, sqrt(w da^2 + (1 - w) db^2), only finds the KNN's candidates. Trackers link
+    faces on the dlib-resnet half (tracks.tracker_for)."""
 
     chip_size = FUSED_CHIP
     small_face_px = SMALL_FACE_PX
@@ -166,8 +163,6 @@ class FusedEmbedder(Embedder):
         # (calibrations): a new metric keeps the vectors.
         self.vector_recipe = f"fused/{dlib.recipe}+{facenet.recipe}/w{self.weight:.4f}"
         self.recipe = f"{self.vector_recipe}/{self.metric.tag}"
-        # The vectors' Euclidean LFW threshold (w 0.85), on which trackers link faces.
-        self.link_threshold = LINK_THRESHOLD
         calibrated = CALIBRATION.get(self.recipe)
         if calibrated is not None:
             self.threshold, self.verify_threshold, self.margin = calibrated
@@ -185,11 +180,10 @@ class FusedEmbedder(Embedder):
         b = self.facenet.embed_graph(crops[:, :size, :size])
         return tf.concat([a * np.sqrt(self.weight), b * np.sqrt(1.0 - self.weight)], axis=1)
 
-    def dlib_queries(self, vectors: np.ndarray) -> np.ndarray:
-        """Fused vectors -> KNN queries (KnnIndex.query_as_given) that compare dlib-resnet's
-        halves alone: [a / sqrt(w), 0] . [sqrt(w) a', sqrt(1 - w) b'] = a . a', so each
-        distance sqrt(2 - 2 a . a') is dlib-resnet's own distance to the stored example."""
-        return dlib_queries(vectors, self.dlib.dim, self.weight)
+    def dlib_half(self) -> DlibHalf:
+        """The small faces' embedder (SMALL_FACE_PX): dlib-resnet's network alone on the same
+        fused chips, for KnnIndex.crop_classifier."""
+        return DlibHalf(self)
 
     def parts(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fused vectors -> (dlib unit vectors, FaceNet unit vectors), to refit the weight."""
@@ -208,13 +202,28 @@ class FusedEmbedder(Embedder):
         return self._embed(crops)
 
 
-def dlib_queries(vectors: np.ndarray, dlib_dim: int, weight: float) -> np.ndarray:
-    """FusedEmbedder.dlib_queries for fused vectors whose first dlib_dim values are dlib-
-    resnet's half, fused at `weight`."""
-    vectors = np.asarray(vectors, np.float32)
-    out = np.zeros_like(vectors)
-    out[:, :dlib_dim] = vectors[:, :dlib_dim] / weight  # the stored half is sqrt(w) a
-    return out
+class DlibHalf:
+    """Fused chips embedded by dlib-resnet alone: fused-layout vectors [sqrt(w) a, 0] (FaceNet's
+    half is not computed: a face under SMALL_FACE_PX is judged without it, so its network, three
+    quarters of fused's cost per face, is not run), and as the KNN's queries (`as_given`)
+    [a / sqrt(w), 0], whose product with a stored [sqrt(w) a', sqrt(1 - w) b'] is a . a': each
+    distance sqrt(2 - 2 a . a') is dlib-resnet's own to the stored example."""
+
+    as_given = True
+
+    def __init__(self, fused: FusedEmbedder) -> None:
+        self.chip_size, self.dim = fused.chip_size, fused.dim
+        self._dlib, self._weight = fused.dlib, fused.weight
+        self._facenet_dim = fused.facenet.dim
+
+    def embed_tensor(self, crops: tf.Tensor) -> tf.Tensor:
+        size = self._dlib.chip_size
+        a = self._dlib.embed_tensor(crops[:, :size, _DLIB_X : _DLIB_X + size])
+        zeros = tf.zeros([tf.shape(a)[0], self._facenet_dim], a.dtype)
+        return tf.concat([a * np.sqrt(self._weight), zeros], axis=1)
+
+    def query_tensor(self, vectors: tf.Tensor) -> tf.Tensor:
+        return vectors / self._weight
 
 
 def fused_vectors(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:
