@@ -41,7 +41,7 @@ def interleaved(mask: np.ndarray, chosen: KnnResult, others: KnnResult) -> KnnRe
     """The result of len(mask) queries answered in two parts: the rows where `mask` is true
     from `chosen`, the others from `others` (each part's rows in order)."""
     mask = np.asarray(mask, bool)
-    merged = {}
+    merged: dict[str, np.ndarray | None] = {}
     for name in KnnResult.__dataclass_fields__:
         yes, no = getattr(chosen, name), getattr(others, name)
         if yes is None or no is None:
@@ -50,4 +50,4 @@ def interleaved(mask: np.ndarray, chosen: KnnResult, others: KnnResult) -> KnnRe
         out = np.empty((len(mask), *yes.shape[1:]), yes.dtype)
         out[mask], out[~mask] = yes, no
         merged[name] = out
-    return KnnResult(**merged)
+    return KnnResult(**merged)  # type: ignore[arg-type]
