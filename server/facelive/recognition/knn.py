@@ -58,6 +58,7 @@ from facelive.recognition.knn_search import (
 from facelive.recognition.knn_vote import UNKNOWN_LABEL, vote_graph
 from facelive.recognition.rwlock import ReadWriteLock
 from facelive.vision.fused_distance import FusedDistance
+from facelive.vision.graph_function import graph_function
 
 __all__ = [
     "BLOCK", "MIN_CAPACITY", "UNKNOWN_LABEL", "KnnIndex", "KnnResult", "native_bfloat16",
@@ -141,20 +142,10 @@ class KnnIndex:
         self._size = 0
         self._host_labels_buf = np.full(capacity, UNKNOWN_LABEL, np.int32)
         self._host_ids_buf = np.full(capacity, -1, np.int64)
-        self._query = tf.function(
-            self.classify_graph,
-            input_signature=[
-                tf.TensorSpec([None, self.dim], tf.float32),
-                tf.TensorSpec([], tf.float32),
-            ],
-        )
-        self._query_as_given = tf.function(
-            lambda queries, threshold: self.classify_graph(queries, threshold, as_given=True),
-            input_signature=[
-                tf.TensorSpec([None, self.dim], tf.float32),
-                tf.TensorSpec([], tf.float32),
-            ],
-        )
+        signature = [tf.TensorSpec([None, self.dim], tf.float32), tf.TensorSpec([], tf.float32)]
+        self._query = graph_function(signature)(self.classify_graph)
+        self._query_as_given = graph_function(signature)(
+            lambda queries, threshold: self.classify_graph(queries, threshold, as_given=True))
 
     # ------------------------------------------------------------ state
     def __len__(self) -> int:
@@ -478,13 +469,8 @@ class KnnIndex:
             out["embeddings"] = embeddings
             return out
 
-        graph = tf.function(
-            fused,
-            input_signature=[
-                tf.TensorSpec([None, size, size, 3], tf.uint8),
-                tf.TensorSpec([], tf.float32),
-            ],
-        )
+        graph = graph_function([tf.TensorSpec([None, size, size, 3], tf.uint8),
+                                tf.TensorSpec([], tf.float32)])(fused)
 
         def classify(crops: np.ndarray, threshold: float) -> tuple[np.ndarray, KnnResult]:
             crops = np.asarray(crops, np.uint8)

@@ -35,6 +35,7 @@ from facelive.models.dlib_layers import (
     SkipLayer,
     TagLayer,
 )
+from facelive.vision.graph_function import graph_function
 
 CHIP_SIZE = 150
 
@@ -178,7 +179,7 @@ class DlibResNet(tf.Module):
             v for s in self._steps if isinstance(s, _Conv) for v in (s.kernel, s.bias)
         ]
 
-    @tf.function(input_signature=[tf.TensorSpec([None, CHIP_SIZE, CHIP_SIZE, 3], tf.float32)])
+    @graph_function([tf.TensorSpec([None, CHIP_SIZE, CHIP_SIZE, 3], tf.float32)])
     def __call__(self, chips: tf.Tensor) -> tf.Tensor:
         # Same arithmetic as dlib's input layer: float subtract, then an exact /256.
         x = (chips - self._mean) * self._scale

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from facelive.vision import align
+from facelive.vision.graph_function import graph_function
 from facelive.vision.mtcnn import Detection
 
 
@@ -101,10 +102,8 @@ class DlibResNetEmbedder(Embedder):
         from facelive.vision.dlib_resnet import load_dlib_resnet
 
         self._net = load_dlib_resnet(dat_path)
-        self._embed = tf.function(
-            self._embed_impl,
-            input_signature=[tf.TensorSpec([None, self.chip_size, self.chip_size, 3], tf.uint8)],
-        )
+        self._embed = graph_function(
+            [tf.TensorSpec([None, self.chip_size, self.chip_size, 3], tf.uint8)])(self._embed_impl)
 
     def _embed_impl(self, crops: tf.Tensor) -> tf.Tensor:
         return flip_sum(self._net, tf.cast(crops, tf.float32))

@@ -21,6 +21,7 @@ import tensorflow as tf
 from facelive.vision import align
 from facelive.vision.embedders import DlibResNetEmbedder, Embedder, flip_sum, l2_normalize
 from facelive.vision.fused_distance import FusedDistance
+from facelive.vision.graph_function import graph_function
 from facelive.vision.inception_resnet_v1 import IMAGE_SIZE, InceptionResNetV1, Unit
 from facelive.vision.mtcnn import Detection
 from facelive.vision.quality import MIN_SIZE
@@ -77,10 +78,8 @@ class FaceNetEmbedder(Embedder):
             self.threshold, self.verify_threshold, self.margin = calibrated
         else:  # facenet's authors report ~1.1 on squared distance: ~1.05 on plain distance
             self.threshold = self.verify_threshold = 1.05
-        self._embed = tf.function(
-            self.embed_graph,
-            input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 3], tf.uint8)],
-        )
+        self._embed = graph_function(
+            [tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 3], tf.uint8)])(self.embed_graph)
 
     def embed_graph(self, crops: tf.Tensor) -> tf.Tensor:
         x = prewhiten(crops) if self._standardise == "prewhiten" else fixed_standardisation(crops)
@@ -168,10 +167,8 @@ class FusedEmbedder(Embedder):
             self.threshold, self.verify_threshold, self.margin = calibrated
         else:
             self.threshold = self.verify_threshold = 0.45
-        self._embed = tf.function(
-            self._embed_impl,
-            input_signature=[tf.TensorSpec([None, FUSED_CHIP, FUSED_CHIP, 3], tf.uint8)],
-        )
+        self._embed = graph_function(
+            [tf.TensorSpec([None, FUSED_CHIP, FUSED_CHIP, 3], tf.uint8)])(self._embed_impl)
 
     def _embed_impl(self, crops: tf.Tensor) -> tf.Tensor:
         size = align.FACENET_SIZE

@@ -33,6 +33,7 @@ import tensorflow as tf
 from facelive.models.mtcnn_weights import MtcnnWeights, load_mtcnn_weights
 from facelive.settings import Settings
 from facelive.vision import boxes as bx
+from facelive.vision.graph_function import graph_function
 
 RNET_SIZE = 24
 ONET_SIZE = 48
@@ -295,17 +296,12 @@ class MTCNN:
         self._lock = threading.Lock()
         # One graph per network: the batch (and, for P-Net, canvas) dimensions are left open,
         # while the shapes actually fed come from a small bucketed set.
-        self._pnet_fn = tf.function(
-            self._pnet_graph, input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)]
-        )
-        self._rnet_fn = tf.function(
-            self._rnet_graph,
-            input_signature=[tf.TensorSpec([None, RNET_SIZE, RNET_SIZE, 3], tf.uint8)],
-        )
-        self._onet_fn = tf.function(
-            self._onet_graph,
-            input_signature=[tf.TensorSpec([None, ONET_SIZE, ONET_SIZE, 3], tf.uint8)],
-        )
+        self._pnet_fn = graph_function([tf.TensorSpec([None, None, None, 3], tf.uint8)])(
+            self._pnet_graph)
+        self._rnet_fn = graph_function(
+            [tf.TensorSpec([None, RNET_SIZE, RNET_SIZE, 3], tf.uint8)])(self._rnet_graph)
+        self._onet_fn = graph_function(
+            [tf.TensorSpec([None, ONET_SIZE, ONET_SIZE, 3], tf.uint8)])(self._onet_graph)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MTCNN:
