@@ -440,7 +440,7 @@ class KnnIndex:
     def query_as_given(self, queries: np.ndarray, threshold: float) -> KnnResult:
         """(B, D) queries, not normalised: each distance is sqrt(2 - 2 q.g). A query that is
         zero on some dimensions and scaled on the others is so compared on a part of the
-        vectors alone: FusedEmbedder.dlib_queries turns fused vectors into queries whose
+        vectors alone: fused's DlibHalf makes such queries of dlib-resnet's vectors, whose
         distances are dlib-resnet's own."""
         queries = np.asarray(queries, np.float32)
         if queries.ndim != 2 or queries.shape[1] != self.dim:

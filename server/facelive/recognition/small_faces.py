@@ -6,7 +6,7 @@ must have to be enrolled) is mostly interpolation, and its half of the fused dis
 to noise; dlib-resnet's half still knows the face. The fused vector holds dlib-resnet's unit
 vector, scaled, so a query of that half alone over the same gallery (KnnIndex.crop_classifier
 with FusedEmbedder.dlib_half, queries taken as given) gives dlib-resnet's own distances, and
-FaceNet's network, three quarters of fused's cost per face, is not run for them (issue 17).
+FaceNet's network, five sixths of fused's cost per face, is not run for them (issue 17).
 """
 
 from __future__ import annotations

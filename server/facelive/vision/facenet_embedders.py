@@ -201,8 +201,8 @@ class FusedEmbedder(Embedder):
 
 class DlibHalf:
     """Fused chips embedded by dlib-resnet alone: fused-layout vectors [sqrt(w) a, 0] (FaceNet's
-    half is not computed: a face under SMALL_FACE_PX is judged without it, so its network, three
-    quarters of fused's cost per face, is not run), and as the KNN's queries (`as_given`)
+    half is not computed: a face under SMALL_FACE_PX is judged without it, so its network, five
+    sixths of fused's cost per face, is not run), and as the KNN's queries (`as_given`)
     [a / sqrt(w), 0], whose product with a stored [sqrt(w) a', sqrt(1 - w) b'] is a . a': each
     distance sqrt(2 - 2 a . a') is dlib-resnet's own to the stored example."""
 
