@@ -12,10 +12,13 @@ OUT` calls: decoding, cuts, recognition, JSON), `identify` is `identify_files` (
 `facelive identify FILES --json` calls: reading each file, batches of 4, JSON-ready faces).
 The clock starts after the models are loaded: the start-up (Python, TensorFlow, the models:
 seconds, whose noise under load swamps the per-frame work) is left out of both alike. The
-figure is that first run, `cold` as a user's is (it pays TensorFlow's one-off kernels for
-each new input shape); a second run in the same process is reported as `warm`. `video` runs at its
-defaults (the stream economy) and with everything every frame (full_every = embed_every = 1),
-the like-for-like counterpart of `identify`, which must judge every photo alone.
+figure is that first run, `cold` as a user's is (it pays TensorFlow's one-off tracing and
+kernels for each new input shape); a second run in the same process is reported as `warm`.
+Each command runs `--repeats` times (3), in rounds, and the medians are reported: a cold run
+of 101 frames lasts 2-4 s, and one run's ratio swung from 1.19 to 1.79 between two runs.
+`video` runs at its defaults (the stream economy) and with everything every frame
+(full_every = embed_every = 1), the like-for-like counterpart of `identify`, which must
+judge every photo alone.
 face_recognition 1.3 (HOG detector, upsample 1, then its dlib ResNet encodings: its documented
 per-image pipeline) runs on the same RGB frames. Faces found: boxes over all frames (for
 `video`, those detected in the frame, not carried).
@@ -122,6 +125,19 @@ def one_command(kind: str, folder: Path, models_dir: str | None) -> dict[str, An
     return {"ms_per_frame": times[0], "warm_ms_per_frame": times[1], **found}
 
 
+KINDS = ("video", "video_every_frame", "identify")
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The runs of one command (fresh processes) as one: medians of the times, with every
+    run's cold time listed; the counts (faces, embedded), which do not vary, from the first."""
+    out = {**runs[0], "runs": len(runs),
+           "cold_ms_per_frame_each": [r["ms_per_frame"] for r in runs]}
+    for key in ("ms_per_frame", "warm_ms_per_frame"):
+        out[key] = round(statistics.median(r[key] for r in runs), 1)
+    return out
+
+
 def video_faces(path: Path) -> dict[str, int]:
     payload = json.loads(path.read_text())
     faces = [f for frame in payload["frames"] for f in frame["faces"] if f["detected"]]
@@ -150,6 +166,8 @@ def main() -> int:
     parser.add_argument("--models-dir")
     parser.add_argument("--data", default=os.environ.get("FACELIVE_TEST_DATA",
                                                          str(REPO.parent / "shared" / "data")))
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="fresh-process runs of each command (medians are reported)")
     parser.add_argument("--no-face-recognition", action="store_true",
                         help="leave out the face_recognition run (when it is not installed)")
     parser.add_argument("--one", nargs=2, metavar=("KIND", "FOLDER"), help=argparse.SUPPRESS)
@@ -163,14 +181,19 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="facelive-clip-") as tmp:
         folder = Path(tmp)
         write_inputs(frames, folder)
-        for kind in ("video", "video_every_frame", "identify"):
-            command = [sys.executable, __file__, "--one", kind, str(folder)]
-            if args.models_dir:
-                command += ["--models-dir", args.models_dir]
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                raise SystemExit(f"bench: {kind} failed:\n{done.stderr[-3000:]}")
-            results[kind] = json.loads(done.stdout.strip().splitlines()[-1])
+        runs: dict[str, list[dict[str, Any]]] = {}
+        # Rounds of the three commands in turn, so that a change of load touches all alike.
+        for _ in range(args.repeats):
+            for kind in KINDS:
+                command = [sys.executable, __file__, "--one", kind, str(folder)]
+                if args.models_dir:
+                    command += ["--models-dir", args.models_dir]
+                done = subprocess.run(command, capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    raise SystemExit(f"bench: {kind} failed:\n{done.stderr[-3000:]}")
+                runs.setdefault(kind, []).append(json.loads(done.stdout.strip().splitlines()[-1]))
+        for kind in KINDS:
+            results[kind] = median_run(runs[kind])
     if not args.no_face_recognition:
         results["face_recognition"] = face_recognition_run(frames)
     load_after = os.getloadavg()[0]
