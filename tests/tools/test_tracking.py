@@ -76,6 +76,23 @@ def test_a_new_face_in_the_same_place_is_a_new_track() -> None:
     assert changed.track == 2 and changed.name == "Bob"  # Ann's name is not carried onto Bob
 
 
+def test_faces_are_compared_on_the_first_link_dims_values() -> None:
+    """The fused embedder's trackers link on its dlib-resnet half (link_dims): a face whose
+    other half is missing (zero: a small face) or different still continues its track, while
+    a face that differs in the linked half starts a new one."""
+    whole = np.concatenate([unit(1, 0, 0), unit(0, 0, 1)]) / np.sqrt(2)
+    half_only = np.concatenate([unit(1, 0, 0), np.zeros(3)])
+    tracker = Tracker(link_dims=3)
+    assert tracker.update(0, [obs(100, ANN, look=whole)], NAMES)[0].track == 1
+    assert tracker.update(1, [obs(100, ANN, look=half_only)], NAMES)[0].track == 1
+    other = np.concatenate([unit(0, 1, 0), unit(0, 0, 1)]) / np.sqrt(2)
+    assert tracker.update(2, [obs(100, ANN, look=other)], NAMES)[0].track == 2
+    # On the whole vectors, the same face without its second half looks like another one.
+    plain = Tracker()
+    plain.update(0, [obs(100, ANN, look=whole)], NAMES)
+    assert plain.update(1, [obs(100, ANN, look=half_only)], NAMES)[0].track == 2
+
+
 def test_a_gallery_change_is_honoured() -> None:
     tracker = Tracker()
     for f in range(3):
