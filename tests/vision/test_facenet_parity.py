@@ -139,5 +139,22 @@ def test_fused_small_faces_run_dlib_resnet_alone(facenet_models_dir: Path, lfw_d
     np.testing.assert_array_equal(result.indices, nearest)
     np.testing.assert_allclose(result.distances, np.take_along_axis(own, nearest, 1), atol=1e-4)
     # The whole fused call answers otherwise (its distance is the two networks' sum).
-    _, whole = index.crop_classifier(fused)(chips[1::2], 0.6)
+    whole_classify = index.crop_classifier(fused)
+    _, whole = whole_classify(chips[1::2], 0.6)
     assert not np.allclose(whole.distances, result.distances, atol=1e-3)
+    # A batch of both sizes (the recogniser's one call per frame): each face answered by
+    # its own path, in its place, with the rule it was judged by.
+    from facelive.recognition.small_faces import SmallFaceRule, classify_faces
+
+    queries = chips[1::2]
+    sides = [30.0 if i % 3 == 0 else 90.0 for i in range(len(queries))]
+    rule = SmallFaceRule("dlib-resnet", 0.6, 48.0)
+    mixed, answer, rules = classify_faces(rule, whole_classify, small, queries, sides,
+                                          ("fused", 0.5))
+    is_small = np.array(sides) < 48
+    np.testing.assert_allclose(answer.distances[is_small], result.distances[is_small], atol=1e-5)
+    _, big = whole_classify(queries, 0.5)
+    np.testing.assert_allclose(answer.distances[~is_small], big.distances[~is_small], atol=1e-5)
+    np.testing.assert_array_equal(mixed[is_small, fused.dlib.dim:], 0.0)
+    assert (np.abs(mixed[~is_small, fused.dlib.dim:]).sum(axis=1) > 0).all()
+    assert rules == [("dlib-resnet", 0.6) if s else ("fused", 0.5) for s in is_small]

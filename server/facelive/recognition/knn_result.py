@@ -22,20 +22,6 @@ class KnnResult:
     confidence: np.ndarray
     runner_up: np.ndarray | None = None
 
-    def with_rows(self, rows: np.ndarray, other: KnnResult) -> KnnResult:
-        """This result with rows `rows` replaced by the rows of `other` (one per row, in
-        order)."""
-        merged = {}
-        for name in self.__dataclass_fields__:
-            mine, theirs = getattr(self, name), getattr(other, name)
-            if mine is None or theirs is None:
-                merged[name] = mine
-                continue
-            mine = mine.copy()
-            mine[rows] = theirs
-            merged[name] = mine
-        return KnnResult(**merged)
-
 
 def interleaved(mask: np.ndarray, chosen: KnnResult, others: KnnResult) -> KnnResult:
     """The result of len(mask) queries answered in two parts: the rows where `mask` is true
