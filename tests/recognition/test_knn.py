@@ -427,8 +427,8 @@ def test_adds_write_in_place_and_growth_keeps_every_row() -> None:
 
 @pytest.mark.parametrize("search", ["float32", "bfloat16"])
 def test_dlib_half_queries_compare_the_dlib_half_alone(search: str) -> None:
-    """The fused embedder's small-face path: the query its DlibHalf makes of dlib-resnet's
-    vector alone, [a / sqrt(w), 0], gets from a gallery of fused vectors dlib-resnet's own
+    """The fused embedder's small-face path: the query DlibHalf's [a, 0] makes, scaled by its
+    query_scale 1 / sqrt(w), gets from a gallery of fused vectors dlib-resnet's own
     distances and neighbours, not the fused ones (which here order the rows differently)."""
     from facelive.vision.facenet_embedders import fused_vectors
 

@@ -450,21 +450,22 @@ class KnnIndex:
                                                      tf.constant(threshold, tf.float32)))
 
     def crop_classifier(
-        self, embedder: Any
+        self, embedder: Any, query_scale: float | None = None
     ) -> Callable[[np.ndarray, float], tuple[np.ndarray, KnnResult]]:
         """A function (N, S, S, 3) uint8 aligned crops, threshold -> ((N, D) embeddings,
         KnnResult) that runs the embedder and the KNN as one tf.function call.
 
         `embedder` needs `chip_size`, `dim` (== this index's) and `embed_tensor` (crops ->
-        unit vectors, graph-compatible); one whose `as_given` is true, `query_tensor` too
-        (vectors -> queries taken as given, see `query_as_given`: fused's DlibHalf)."""
+        unit vectors, graph-compatible). query_scale: the KNN is asked embeddings x
+        query_scale taken as given (`query_as_given`: fused's DlibHalf, whose vectors hold a
+        part alone); None: normalised and compared by the metric."""
         if int(embedder.dim) != self.dim:
             raise ValueError(f"embedder is {embedder.dim}-D, the index {self.dim}-D")
-        size, as_given = int(embedder.chip_size), bool(getattr(embedder, "as_given", False))
+        size, as_given = int(embedder.chip_size), query_scale is not None
 
         def fused(crops: tf.Tensor, threshold: tf.Tensor) -> dict[str, tf.Tensor]:
             embeddings = embedder.embed_tensor(crops)
-            queries = embedder.query_tensor(embeddings) if as_given else embeddings
+            queries = embeddings * query_scale if as_given else embeddings
             out = self.classify_graph(queries, threshold, as_given=as_given)
             out["embeddings"] = embeddings
             return out

@@ -108,8 +108,9 @@ class Recognizer:
         # resnet's rule (_classify_faces); None for the other embedders.
         self.small_faces: SmallFaceRule | None = None
         self._classify = padded(self.knn.crop_classifier(self.embedder))
-        half = getattr(self.embedder, "dlib_half", None)
-        self._classify_small = None if half is None else padded(self.knn.crop_classifier(half()))
+        half = getattr(self.embedder, "dlib_half", lambda: None)()
+        self._classify_small = None if half is None else padded(
+            self.knn.crop_classifier(half, query_scale=half.query_scale))
         self._names: dict[int, str] = {}
         self._mutate = threading.RLock()
         # Asking a SQLite file whether another process changed it costs a query (every 1 s);

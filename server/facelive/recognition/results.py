@@ -35,8 +35,8 @@ class RecognizedFace:
     distance: Euclidean distance (unit embeddings, 0..2) to the nearest example of `name`, or
     of the closest person when unknown, None with an empty gallery; confidence: the probability
     that the face is that nearest person, calibrated on LFW (confidence.py); embedding: (D,)
-    float32 unit vector (a small face under the fused embedder: only its dlib-resnet half,
-    FaceNet's left at zero, vision/facenet_embedders.DlibHalf)."""
+    float32 unit vector (a small face under the fused embedder: [dlib-resnet's vector, 0],
+    FaceNet's not computed, vision/facenet_embedders.DlibHalf)."""
 
     box: Box
     landmarks: tuple[tuple[float, float], ...]

@@ -200,27 +200,21 @@ class FusedEmbedder(Embedder):
 
 
 class DlibHalf:
-    """Fused chips embedded by dlib-resnet alone: fused-layout vectors [sqrt(w) a, 0] (FaceNet's
-    half is not computed: a face under SMALL_FACE_PX is judged without it, so its network, five
-    sixths of fused's cost per face, is not run), and as the KNN's queries (`as_given`)
-    [a / sqrt(w), 0], whose product with a stored [sqrt(w) a', sqrt(1 - w) b'] is a . a': each
-    distance sqrt(2 - 2 a . a') is dlib-resnet's own to the stored example."""
-
-    as_given = True
+    """Fused chips embedded by dlib-resnet alone: unit vectors [a, 0] in the fused layout
+    (FaceNet's half is not computed: a face under SMALL_FACE_PX is judged without it, so its
+    network, five sixths of fused's cost per face, is not run). Asked of the KNN as given,
+    scaled by `query_scale`, [a / sqrt(w), 0] . [sqrt(w) a', sqrt(1 - w) b'] = a . a' with a
+    stored example: each distance sqrt(2 - 2 a . a') is dlib-resnet's own."""
 
     def __init__(self, fused: FusedEmbedder) -> None:
         self.chip_size, self.dim = fused.chip_size, fused.dim
-        self._dlib, self._weight = fused.dlib, fused.weight
-        self._facenet_dim = fused.facenet.dim
+        self.query_scale = float(1.0 / np.sqrt(fused.weight))
+        self._dlib, self._facenet_dim = fused.dlib, fused.facenet.dim
 
     def embed_tensor(self, crops: tf.Tensor) -> tf.Tensor:
         size = self._dlib.chip_size
         a = self._dlib.embed_tensor(crops[:, :size, _DLIB_X : _DLIB_X + size])
-        zeros = tf.zeros([tf.shape(a)[0], self._facenet_dim], a.dtype)
-        return tf.concat([a * np.sqrt(self._weight), zeros], axis=1)
-
-    def query_tensor(self, vectors: tf.Tensor) -> tf.Tensor:
-        return vectors / self._weight
+        return tf.concat([a, tf.zeros([tf.shape(a)[0], self._facenet_dim], a.dtype)], axis=1)
 
 
 def fused_vectors(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:
